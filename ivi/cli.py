@@ -1,0 +1,69 @@
+"""Entry point of the `ivi` command.
+
+argparse rather than a richer CLI library: it is in the standard library and costs nothing to
+import, which matters for `ivi process` (see the benchmark). Each subcommand imports its own
+module lazily so that `ivi status` does not load polars and `ivi process` does not load Prefect.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+EXIT_OK = 0
+EXIT_REJECTED = 1
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ivi", description="Mini Pipeline IVI: CSV -> data contract -> clean outputs."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    process = commands.add_parser("process", help="process one CSV file into clean outputs")
+    process.add_argument("file", help="CSV file (optionally gzipped)")
+    process.add_argument("--contract", help="contract name (default: from the file's path)")
+    process.add_argument("--out", required=True, help="output directory")
+
+    validate = commands.add_parser("validate", help="validate a CSV file, write nothing")
+    validate.add_argument("file", help="CSV file (optionally gzipped)")
+    validate.add_argument("--contract", help="contract name (default: from the file's path)")
+
+    commands.add_parser("up", help="start the embedded stack (S3, Prefect, worker, relay)")
+    commands.add_parser("down", help="stop everything `ivi up` started")
+    status = commands.add_parser("status", help="say what runs")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    commands.add_parser("demo", help="start the stack and push the sample files through it")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    if args.command in ("process", "validate"):
+        from ivi.process_command import run_process_command
+
+        return run_process_command(args)
+    if args.command in ("up", "down", "status"):
+        from ivi import stack
+
+        if args.command == "up":
+            return stack.up()
+        if args.command == "down":
+            return stack.down()
+        return stack.status(as_json=args.json)
+    if args.command == "demo":
+        from ivi.demo import run_demo
+
+        return run_demo()
+    parser.error(f"unknown command {args.command}")
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
