@@ -1,0 +1,235 @@
+"""The contract engine: one chunk of raw records in, clean rows and quarantined rows out.
+
+It applies, in order, the whole-file duplicate rule, cleaning (clean.py), the contract's
+Pandera schema (schema.py) and the whole-file id rule (dedup.py), and turns every failure
+into a human reason on the row (`uf: not a Brazilian state code ('XX')`). Nothing here is
+specific to a dataset: it all comes from the contract.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+import pandera.polars as pa
+import polars as pl
+
+from processing.clean import TYPE_MESSAGES, column_cleaning
+from processing.contract import ColumnSpec, Contract
+from processing.dedup import SeenIds, SeenRows
+from processing.records import LINE, ParsedChunk, RaggedRow
+from processing.schema import build_schema
+
+ERRORS = "_errors"
+RAW = "_raw"
+ROW = "_row"
+SHOWN_VALUE_CHARS = 80  # a reason quotes the value; the full value stays in its column
+
+
+@dataclass
+class ChunkResult:
+    clean: pl.DataFrame
+    rejected: pl.DataFrame
+    input_rows: int
+    duplicate_rows: int
+    failures: Counter[tuple[str, str]]
+
+
+def _format_limit(value: float | None) -> str:
+    return "" if value is None else (f"{value:g}")
+
+
+def _check_messages(contract: Contract, present: list[str]) -> pl.DataFrame:
+    """(column, check) -> reason text, whether to quote the value, and its order in a row."""
+    rows: list[tuple[str, str, str, bool, int]] = [("row", "field_count", "", False, -1)]
+    for order, spec in enumerate(contract.columns):
+        if spec.name not in present:
+            continue
+        rows.append((spec.name, "required", "required value missing", False, order))
+        rows.append((spec.name, "type", TYPE_MESSAGES[spec.type], True, order))
+        rows.append((spec.name, "min", f"below the minimum {_format_limit(spec.min)}", True, order))
+        rows.append((spec.name, "max", f"above the maximum {_format_limit(spec.max)}", True, order))
+        rows.append((spec.name, "allowed", spec.message or _allowed_message(spec), True, order))
+        rows.append((spec.name, "unique", "id already used by an earlier row", True, order))
+    for rule in contract.row_checks:
+        order = len(contract.columns) + contract.row_checks.index(rule)
+        rows.append((rule.column, rule.name, rule.message, True, order))
+    return pl.DataFrame(
+        rows, schema=["column", "check", "text", "show_value", "order"], orient="row"
+    )
+
+
+def _allowed_message(spec: ColumnSpec) -> str:
+    return "not one of " + ", ".join(str(value) for value in spec.allowed)
+
+
+class ChunkEngine:
+    """Holds what must outlive a chunk: the schema, and the whole-file row and id memory."""
+
+    def __init__(self, contract: Contract, present: list[str], field_count: int) -> None:
+        self.contract = contract
+        self.present = present  # contract columns in the file, in contract order
+        self.field_count = field_count
+        self.schema = build_schema(contract, present)
+        specs = [contract.column(name) for name in present]
+        self.cleaning = {spec.name: column_cleaning(spec) for spec in specs}
+        self.unique_columns = [spec.name for spec in specs if spec.unique]
+        self.seen_rows = SeenRows()
+        self.seen_ids = {name: SeenIds() for name in self.unique_columns}
+        self.messages = _check_messages(contract, present)
+        self.row_check_columns = {rule.name: rule.column for rule in contract.row_checks}
+
+    @property
+    def index_bytes(self) -> int:
+        return self.seen_rows.nbytes + sum(ids.nbytes for ids in self.seen_ids.values())
+
+    def process(self, parsed: ParsedChunk, extra_rejected: list[RaggedRow] = ()) -> ChunkResult:  # type: ignore[assignment]
+        raw = parsed.frame
+        duplicate = self.seen_rows.duplicates(raw, self.present) if raw.height else np.zeros(0, bool)
+        candidates = raw.filter(pl.Series(~duplicate)) if duplicate.any() else raw
+        typed = candidates.select([self.cleaning[name].typed for name in self.present])
+        failures = pl.concat(
+            [
+                self._unreadable(candidates),
+                self._reused_ids(typed),
+                self._schema_failures(typed),
+            ],
+            how="vertical",
+        )
+        failures = self._drop_masked_required(failures)
+        grouped = failures.group_by("column", "check").len()
+        counts = Counter({(column, check): n for column, check, n in grouped.iter_rows()})
+        ragged = [*parsed.ragged, *extra_rejected]
+        for row in ragged:
+            counts[("row", "field_count")] += 1
+        failed_rows = failures["row"].unique()
+        clean = typed.filter(~pl.int_range(typed.height).is_in(failed_rows.implode()))
+        rejected = self._rejected_rows(candidates, failures, failed_rows, ragged)
+        return ChunkResult(
+            clean=clean,
+            rejected=rejected,
+            input_rows=raw.height + len(ragged),
+            duplicate_rows=int(duplicate.sum()),
+            failures=counts,
+        )
+
+    # -- failures, as a long frame (row, column, check) ----------------------------------
+    @staticmethod
+    def _empty_failures() -> pl.DataFrame:
+        return pl.DataFrame(schema={"row": pl.UInt32, "column": pl.String, "check": pl.String})
+
+    def _unreadable(self, candidates: pl.DataFrame) -> pl.DataFrame:
+        flags = candidates.select([self.cleaning[name].unreadable for name in self.present])
+        flags = flags.with_row_index("row").filter(pl.any_horizontal(pl.exclude("row")))
+        if flags.height == 0:
+            return self._empty_failures()
+        return (
+            flags.unpivot(index="row", variable_name="column")
+            .filter(pl.col("value"))
+            .select("row", "column", check=pl.lit("type"))
+        )
+
+    def _reused_ids(self, typed: pl.DataFrame) -> pl.DataFrame:
+        frames = [self._empty_failures()]
+        for name in self.unique_columns:
+            ids = typed[name]
+            if ids.dtype != pl.Int64:
+                ids = ids.hash().reinterpret(signed=True)
+            rows = np.flatnonzero(self.seen_ids[name].reused(ids))
+            if len(rows):
+                frames.append(
+                    pl.DataFrame({"row": pl.Series(rows, dtype=pl.UInt32)}).with_columns(
+                        column=pl.lit(name), check=pl.lit("unique")
+                    )
+                )
+        return pl.concat(frames)
+
+    def _schema_failures(self, typed: pl.DataFrame) -> pl.DataFrame:
+        try:
+            self.schema.validate(typed, lazy=True)
+        except pa.errors.SchemaErrors as errors:
+            cases = errors.failure_cases.filter(pl.col("index").is_not_null())
+            return cases.select(
+                row=pl.col("index").cast(pl.UInt32),
+                column=pl.col("column").fill_null(
+                    pl.col("check").replace_strict(self.row_check_columns, default=None)
+                ),
+                check=pl.col("check").replace({"not_nullable": "required"}),
+            ).filter(pl.col("column").is_not_null())
+        return self._empty_failures()
+
+    @staticmethod
+    def _drop_masked_required(failures: pl.DataFrame) -> pl.DataFrame:
+        """A value that could not be read is null to Pandera: report the reading, not 'missing'."""
+        unreadable = failures.filter(pl.col("check") == "type").select("row", "column")
+        if unreadable.height == 0:
+            return failures
+        masked = failures.filter(pl.col("check") != "type").join(
+            unreadable, on=["row", "column"], how="anti"
+        )
+        return pl.concat([failures.filter(pl.col("check") == "type"), masked])
+
+    # -- quarantined rows ----------------------------------------------------------------
+    def _rejected_rows(
+        self,
+        candidates: pl.DataFrame,
+        failures: pl.DataFrame,
+        failed_rows: pl.Series,
+        ragged: list[RaggedRow],
+    ) -> pl.DataFrame:
+        columns = [LINE, ERRORS, *self.present, RAW]
+        frames = []
+        if failures.height:
+            failing = candidates.with_row_index(ROW).filter(pl.col(ROW).is_in(failed_rows.implode()))
+            values = failing.select(ROW, *self.present).unpivot(
+                index=ROW, variable_name="column", value_name="value"
+            )
+            reasons = (
+                failures.rename({"row": ROW})
+                .join(self.messages, on=["column", "check"], how="left")
+                .join(values, on=[ROW, "column"], how="left")
+                .with_columns(
+                    reason=pl.concat_str(
+                        pl.col("column"),
+                        pl.lit(": "),
+                        pl.col("text"),
+                        pl.when(pl.col("show_value") & pl.col("value").is_not_null()).then(
+                            pl.concat_str(
+                                pl.lit(" ('"),
+                                pl.col("value").str.slice(0, SHOWN_VALUE_CHARS),
+                                pl.lit("')"),
+                            )
+                        ).otherwise(pl.lit("")),
+                    )
+                )
+                .sort(ROW, "order", "check")
+                .group_by(ROW, maintain_order=True)
+                .agg(pl.col("reason").str.join("; ").alias(ERRORS))
+            )
+            frames.append(
+                failing.join(reasons, on=ROW, how="left").select(
+                    LINE, ERRORS, *self.present, pl.lit(None, dtype=pl.String).alias(RAW)
+                )
+            )
+        if ragged:
+            frames.append(
+                pl.DataFrame(
+                    {
+                        LINE: pl.Series([row.line for row in ragged], dtype=pl.Int64),
+                        ERRORS: [self._ragged_reason(row) for row in ragged],
+                        RAW: [row.text for row in ragged],
+                    }
+                ).with_columns(pl.lit(None, dtype=pl.String).alias(name) for name in self.present)
+                .select(columns)
+            )
+        if not frames:
+            return pl.DataFrame(schema={name: pl.String for name in columns}).with_columns(
+                pl.col(LINE).cast(pl.Int64)
+            )
+        return pl.concat(frames).sort(LINE)
+
+    def _ragged_reason(self, row: RaggedRow) -> str:
+        if row.fields < 0:
+            return "row: unterminated quoted field"
+        return f"row: has {row.fields} fields, the header has {self.field_count}"

@@ -1,0 +1,130 @@
+"""Processing one file end to end: read, clean, validate, write, report.
+
+This is the function the CLI (`ivi process`) and the Prefect flow both call. It streams the
+file chunk by chunk, so memory is bounded by the chunk size plus the whole-file row and id
+memory (16 + 8 bytes per row).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from processing.contract import Contract, normalise_name
+from processing.engine import ChunkEngine
+from processing.errors import FileRejected
+from processing.records import Layout, RaggedRow, parse_chunk
+from processing.report import Report
+from processing.source import CHUNK_BYTES, Header, TextSource
+from processing.write import OutputFiles
+
+
+def output_stem(path: Path) -> str:
+    """`vendas.csv` -> `vendas`, `vendas.csv.gz` -> `vendas`."""
+    name = path.name
+    for suffix in (".gz", ".csv", ".txt"):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+    return name or "output"
+
+
+def map_header(header: Header, contract: Contract) -> tuple[Layout, list[str], list[str]]:
+    """The layout of the contract columns in the file, and the ignored header names.
+
+    Raises FileRejected for a header the contract cannot be read from.
+    """
+    positions: dict[str, list[int]] = defaultdict(list)
+    for index, name in enumerate(header.names):
+        positions[normalise_name(name)].append(index)
+    for spec in contract.columns:
+        found = positions.get(spec.name, [])
+        if len(found) > 1:
+            where = ", ".join(str(i + 1) for i in found)
+            raise FileRejected(
+                f"column `{spec.name}` appears {len(found)} times in the header (columns {where})"
+            )
+    present = [spec.name for spec in contract.columns if spec.name in positions]
+    missing = [name for name in contract.required_columns if name not in positions]
+    if not present:
+        raise FileRejected(
+            f"no header: none of the columns of contract `{contract.name}` "
+            f"({', '.join(contract.column_names)}) is on line {header.line}"
+        )
+    if missing:
+        names = ", ".join(f"`{name}`" for name in missing)
+        raise FileRejected(f"missing required column{'s' if len(missing) > 1 else ''} {names}")
+    columns = {positions[name][0]: name for name in present}
+    ignored = [
+        name.strip() or f"(column {index + 1})"
+        for index, name in enumerate(header.names)
+        if index not in columns
+    ]
+    layout = Layout(delimiter=header.delimiter, field_count=len(header.names), columns=columns)
+    return layout, present, ignored
+
+
+def process_file(
+    path: Path,
+    contract: Contract,
+    out_dir: Path | None = None,
+    stem: str | None = None,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> Report:
+    """Process `path` against `contract`; write outputs to `out_dir` unless it is None.
+
+    Raises FileRejected (nothing written) when the file cannot be a table for the contract.
+    """
+    started = time.perf_counter()
+    report = Report(contract=contract.name, source=str(path))
+    outputs = OutputFiles(out_dir, stem or output_stem(path)) if out_dir is not None else None
+    try:
+        with TextSource(path, chunk_bytes=chunk_bytes) as source:
+            assert source.header is not None
+            layout, present, ignored = map_header(source.header, contract)
+            report.delimiter = layout.delimiter
+            report.compression = source.compression
+            report.columns = present
+            report.ignored_columns = ignored
+            report.missing_optional_columns = [
+                name for name in contract.column_names if name not in present
+            ]
+            engine = ChunkEngine(contract, present, layout.field_count)
+            for chunk in source.chunks():
+                data, unterminated = chunk.data, []
+                if chunk.unterminated:
+                    data, unterminated = _split_unterminated(chunk.data, chunk.first_line, layout)
+                result = engine.process(parse_chunk(data, chunk.first_line, layout), unterminated)
+                report.input_rows += result.input_rows
+                report.exported_rows += result.clean.height
+                report.quarantined_rows += result.rejected.height
+                report.duplicate_rows += result.duplicate_rows
+                report.count_failures(result.failures)
+                if outputs is not None:
+                    outputs.write_clean(result.clean)
+                    outputs.write_rejected(result.rejected)
+            report.encoding = source.encoding
+        if outputs is not None:
+            report.outputs = outputs.publish()
+    except BaseException:
+        if outputs is not None:
+            outputs.discard()
+        raise
+    report.duration_s = round(time.perf_counter() - started, 3)
+    if outputs is not None and out_dir is not None:
+        report_path = out_dir / f"{stem or output_stem(path)}.report.json"
+        report.outputs["report"] = str(report_path)
+        report.write(report_path)
+    return report
+
+
+def _split_unterminated(data: bytes, first_line: int, layout: Layout) -> tuple[bytes, list[RaggedRow]]:
+    """Cut off the last record, whose quote the file never closes: it is quarantined whole."""
+    from processing.records import _record_starts, _breaks_before  # noqa: PLC0415
+
+    starts, _empty = _record_starts(data)
+    # the unterminated record starts after the last record break outside quotes
+    last_start = int(starts[-1]) if len(starts) else 0
+    line = first_line + int(_breaks_before(data, starts[-1:])[0]) if len(starts) else first_line
+    text = data[last_start:].decode("utf-8", errors="replace")
+    return data[:last_start], [RaggedRow(line=line, fields=-1, text=text)]

@@ -1,0 +1,73 @@
+"""Writers of a file's outputs, appended chunk by chunk and published all at once.
+
+Outputs go to temporary names beside their final ones and are renamed at the end, so a file
+rejected half way (or a crash) leaves no half-written output behind.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import BinaryIO
+
+import polars as pl
+
+
+class OutputFiles:
+    """`<stem>.csv`, `<stem>.json` and `<stem>.rejected.csv` in one directory."""
+
+    def __init__(self, out_dir: Path, stem: str) -> None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.final = {
+            "csv": out_dir / f"{stem}.csv",
+            "json": out_dir / f"{stem}.json",
+            "rejected": out_dir / f"{stem}.rejected.csv",
+        }
+        self._temp = {kind: path.with_name(f".{path.name}.part") for kind, path in self.final.items()}
+        self._handles: dict[str, BinaryIO] = {}
+        self._rows = {"csv": 0, "rejected": 0}
+        self._json_rows = 0
+
+    def _handle(self, kind: str) -> BinaryIO:
+        if kind not in self._handles:
+            self._handles[kind] = self._temp[kind].open("wb")
+            if kind == "json":
+                self._handles[kind].write(b"[")
+        return self._handles[kind]
+
+    def write_clean(self, frame: pl.DataFrame) -> None:
+        csv = self._handle("csv")
+        frame.write_csv(csv, include_header=self._rows["csv"] == 0 and csv.tell() == 0)
+        self._rows["csv"] += frame.height
+        if frame.height:
+            rows = frame.write_ndjson().rstrip("\n").replace("\n", ",\n")
+            self._handle("json").write((",\n" if self._json_rows else "\n").encode() + rows.encode())
+            self._json_rows += frame.height
+        else:
+            self._handle("json")
+
+    def write_rejected(self, frame: pl.DataFrame) -> None:
+        if frame.height == 0:
+            return
+        handle = self._handle("rejected")
+        frame.write_csv(handle, include_header=self._rows["rejected"] == 0)
+        self._rows["rejected"] += frame.height
+
+    def publish(self) -> dict[str, str]:
+        """Close and rename into place; returns the paths written, by kind."""
+        self._handle("csv")
+        self._handle("json").write(b"\n]\n" if self._json_rows else b"]\n")
+        for handle in self._handles.values():
+            handle.close()
+        written = {}
+        for kind, temp in self._temp.items():
+            if kind in self._handles:
+                os.replace(temp, self.final[kind])
+                written[kind] = str(self.final[kind])
+        return written
+
+    def discard(self) -> None:
+        for handle in self._handles.values():
+            handle.close()
+        for temp in self._temp.values():
+            temp.unlink(missing_ok=True)
