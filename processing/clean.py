@@ -27,65 +27,118 @@ POLARS_TYPES: dict[str, pl.DataType] = {
     "string": pl.String(),
     "boolean": pl.Boolean(),
 }
-_INT = r"^[+-]?\d+$"
-_DOT_DECIMAL = r"^[+-]?(\d+(\.\d*)?|\.\d+)$"
-_COMMA_DECIMAL = r"^[+-]?(\d{1,3}(\.\d{3})+|\d+),\d+$"
+_COMMA_DECIMAL = r"^[+-]?([0-9]{1,3}(\.[0-9]{3})+|[0-9]+),[0-9]+$"  # ASCII classes: \d is all of Unicode
 _TRUE = {"true", "1", "sim", "s", "yes", "y", "verdadeiro"}
-_FALSE = {"false", "0", "nao", "n", "no", "falso"}
+_FALSE = {"false", "0", "nao", "não", "n", "no", "falso"}
 
 
 @dataclass(frozen=True)
 class ColumnCleaning:
-    typed: pl.Expr  # the clean value, aliased to the column name
-    unreadable: pl.Expr  # present but not of the column's type
+    """A column's cleaning as successive steps, each run on the previous step's result.
+
+    Steps rather than one nested expression because polars evaluates every reference to a
+    sub-expression again (eager mode has no common-subexpression elimination): materialising
+    each step keeps the cost to one pass per step.
+    """
+
+    text_steps: tuple[pl.Expr, ...]  # raw string -> trimmed, canonical string (null if empty)
+    typed_steps: tuple[pl.Expr, ...]  # canonical string -> the clean typed value
 
 
-def present(name: str) -> pl.Expr:
-    """The trimmed value, null when empty: an empty field is a missing value."""
-    trimmed = pl.col(name).str.strip_chars()
-    return pl.when(trimmed != "").then(trimmed)
+def _only_where(condition: pl.Expr, value: pl.Expr) -> pl.Expr:
+    """`value` where `condition` holds, else null: a string function applied after this runs
+    only on the few rows that need it (polars evaluates both branches of a when/then)."""
+    return pl.when(condition).then(value)
 
 
-def _match_key(value: pl.Expr) -> pl.Expr:
-    """Case- and accent-insensitive key, as contract.value_key computes it for the contract."""
-    return value.str.to_lowercase().str.normalize("NFKD").str.replace_all(r"\p{Mn}", "")
+def _trimmed(name: str) -> pl.Expr:
+    raw = pl.col(name)
+    padded = raw.str.starts_with(" ") | raw.str.ends_with(" ") | raw.str.contains("\t", literal=True)
+    return pl.coalesce(_only_where(padded, raw).str.strip_chars(), raw)
 
 
-def _canonical(value: pl.Expr, spec: ColumnSpec) -> pl.Expr:
+def _present(name: str) -> pl.Expr:
+    """An empty field is a missing value."""
+    return pl.when(pl.col(name) != "").then(pl.col(name))
+
+
+def _canonical(name: str, spec: ColumnSpec) -> list[pl.Expr]:
+    """Allowed values and aliases in their contract spelling, in two steps: a dictionary
+    lookup for the usual spellings (`SP`, `sp`, `Sp`), then lower-casing only the rest."""
     mapping = spec.canonical_values()
-    if not mapping:
-        return value
-    return _match_key(value).replace_strict(mapping, default=value, return_dtype=pl.String)
+    targets = sorted(set(mapping.values()))
+    spellings = {
+        variant: target
+        for key, target in mapping.items()
+        for variant in (key, key.upper(), key.title())
+    }
+    value = pl.col(name)
+    unusual = _only_where(~value.is_in(targets), value).str.to_lowercase()
+    return [
+        value.replace(spellings),
+        pl.coalesce(unusual.replace_strict(mapping, default=None, return_dtype=pl.String), value),
+    ]
 
 
-def _typed(value: pl.Expr, spec: ColumnSpec) -> pl.Expr:
-    if spec.type == "int":
-        return pl.when(value.str.contains(_INT)).then(value).cast(pl.Int64, strict=False)
-    if spec.type == "decimal":
-        number = value.str.replace(r"^R\$\s*", "")
-        as_float = (
-            pl.when(number.str.contains(_DOT_DECIMAL))
-            .then(number)
-            .when(number.str.contains(_COMMA_DECIMAL))
-            .then(number.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True))
-            .cast(pl.Float64, strict=False)
+def _without_currency(name: str) -> pl.Expr:
+    value = pl.col(name)
+    stripped = _only_where(value.str.starts_with("R$"), value).str.strip_prefix("R$")
+    return pl.coalesce(stripped.str.strip_chars_start(), value)
+
+
+def _decimal(name: str) -> pl.Expr:
+    """`1234.56`, `1.234,56`, `1234,56` (currency already stripped) as a float."""
+    number = pl.col(name)
+    has_comma = number.str.contains(",", literal=True)
+    brazilian = _only_where(has_comma, number)
+    as_float = (
+        pl.when(has_comma)
+        .then(
+            _only_where(
+                brazilian.str.contains(_COMMA_DECIMAL),
+                brazilian.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True),
+            )
         )
-        return pl.when(as_float.is_finite()).then(as_float)
+        .otherwise(number)
+        .cast(pl.Float64, strict=False)
+    )
+    return as_float
+
+
+def _typed(name: str, spec: ColumnSpec) -> pl.Expr:
+    value = pl.col(name)
+    if spec.type == "int":
+        return value.cast(pl.Int64, strict=False)
+    if spec.type == "decimal":
+        return _decimal(name)
     if spec.type == "date":
         return pl.coalesce(
             value.str.strptime(pl.Date, "%Y-%m-%d", strict=False),
             value.str.strptime(pl.Date, "%d/%m/%Y", strict=False),
         )
     if spec.type == "boolean":
-        key = _match_key(value)
+        key = value.str.to_lowercase()
         return pl.when(key.is_in(_TRUE)).then(True).when(key.is_in(_FALSE)).then(False)
     return value
 
 
 def column_cleaning(spec: ColumnSpec) -> ColumnCleaning:
-    value = _canonical(present(spec.name), spec)
-    typed = _typed(value, spec)
+    steps = [_trimmed(spec.name), _present(spec.name)]
+    if spec.allowed or spec.aliases:
+        steps.extend(_canonical(spec.name, spec))
+    if spec.type == "decimal":
+        steps.append(_without_currency(spec.name))
+    typed_steps = [_typed(spec.name, spec)]
+    if spec.type == "decimal":  # `nan`, `inf` and `1e999` parse as floats but are not numbers
+        typed_steps.append(pl.when(pl.col(spec.name).is_finite()).then(pl.col(spec.name)))
     return ColumnCleaning(
-        typed=typed.alias(spec.name),
-        unreadable=(value.is_not_null() & typed.is_null()).alias(spec.name),
+        text_steps=tuple(step.alias(spec.name) for step in steps),
+        typed_steps=tuple(step.alias(spec.name) for step in typed_steps),
     )
+
+
+def run_steps(frame: pl.DataFrame, steps: list[tuple[pl.Expr, ...]]) -> pl.DataFrame:
+    """Run each column's steps, one step at a time across all columns."""
+    for depth in range(max((len(column) for column in steps), default=0)):
+        frame = frame.with_columns(column[depth] for column in steps if len(column) > depth)
+    return frame

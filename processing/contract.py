@@ -42,11 +42,6 @@ def fold_accents(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
-def value_key(value: object) -> str:
-    """How an allowed value or alias is matched: case- and accent-insensitive, trimmed."""
-    return fold_accents(str(value).strip().lower())
-
-
 @dataclass(frozen=True)
 class ColumnSpec:
     """One column of a contract."""
@@ -67,12 +62,18 @@ class ColumnSpec:
         return POWERBI_TYPES[self.type]
 
     def canonical_values(self) -> dict[str, str]:
-        """Map from a matching key to the canonical spelling, as strings before type parsing.
+        """Map from a lower-cased value to its canonical spelling, before type parsing.
 
-        Allowed values map to themselves (so `sp` becomes `SP`), aliases to their target.
+        Allowed values map to themselves (so `sp` becomes `SP`), aliases to their target;
+        each key is there with and without its accents, so that matching a value needs only
+        lower-casing it (much cheaper than folding accents on every row).
         """
-        mapping = {value_key(value): str(value) for value in self.allowed}
-        mapping.update({value_key(alias): str(target) for alias, target in self.aliases.items()})
+        pairs = [(value, value) for value in self.allowed] + list(self.aliases.items())
+        mapping: dict[str, str] = {}
+        for key, target in pairs:
+            lowered = str(key).strip().lower()
+            mapping[lowered] = str(target)
+            mapping[fold_accents(lowered)] = str(target)
         return mapping
 
 

@@ -25,11 +25,26 @@ class SortedSet:
         return len(self.values)
 
     def contains(self, keys: np.ndarray) -> np.ndarray:
+        return self.positions_of(keys)[1]
+
+    def positions_of(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Where each key is or would go, and whether it is there.
+
+        The keys are searched in sorted order: a binary search over sorted keys walks the
+        array forwards and stays in cache, about four times faster than in random order.
+        """
+        found = np.zeros(len(keys), dtype=bool)
+        positions = np.zeros(len(keys), dtype=np.intp)
         if len(self.values) == 0 or len(keys) == 0:
-            return np.zeros(len(keys), dtype=bool)
-        positions = np.searchsorted(self.values, keys)
-        positions[positions == len(self.values)] = 0
-        return self.values[positions] == keys
+            return positions, found
+        order = np.argsort(keys, kind="stable")
+        sorted_positions = np.searchsorted(self.values, keys[order])
+        inside = sorted_positions < len(self.values)
+        hit = np.zeros(len(keys), dtype=bool)
+        hit[inside] = self.values[sorted_positions[inside]] == keys[order][inside]
+        positions[order] = sorted_positions
+        found[order] = hit
+        return positions, found
 
     def add(self, keys: np.ndarray) -> None:
         """Add keys known to be new and distinct."""
@@ -42,35 +57,45 @@ class SortedSet:
         return int(self.values.nbytes)
 
 
-def row_keys(frame: pl.DataFrame, columns: list[str]) -> np.ndarray:
-    """A 128-bit key per row from the exact strings of `columns` (two seeded 64-bit hashes)."""
-    row = pl.struct(columns)
-    hashes = frame.select(
-        row.hash(_SEED_A).alias("a"), row.hash(_SEED_B).alias("b")
-    )
-    pair = np.empty((frame.height, 2), dtype=">u8")
-    pair[:, 0] = hashes["a"].to_numpy()
-    pair[:, 1] = hashes["b"].to_numpy()
-    return pair.view("S16").ravel()
+def row_keys(frame: pl.DataFrame, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """A 128-bit key per row from the exact strings of `columns`: two seeded 64-bit hashes."""
+    values = frame.select(columns)
+    return values.hash_rows(_SEED_A).to_numpy(), values.hash_rows(_SEED_B).to_numpy()
 
 
 class SeenRows:
-    """Rows already seen in this file: the first stays, later identical ones are duplicates."""
+    """Rows already seen in this file: the first stays, later identical ones are duplicates.
+
+    Two uint64 arrays sorted by the first rather than one of 16-byte strings: numpy's binary
+    search on integers is several times faster. A clash of first halves between different
+    rows (about one in 10^7 files of 3M rows) can make a duplicate look new, never a new row
+    look like a duplicate.
+    """
 
     def __init__(self) -> None:
-        self._keys = SortedSet("S16")
+        self._a = SortedSet(np.uint64)
+        self._b = np.empty(0, dtype=np.uint64)
 
     def duplicates(self, frame: pl.DataFrame, columns: list[str]) -> np.ndarray:
         """Mask of rows identical to an earlier row (this chunk or before); records the rest."""
-        keys = row_keys(frame, columns)
-        first_in_chunk = pl.Series(keys).is_first_distinct().to_numpy()
-        duplicate = ~first_in_chunk | self._keys.contains(keys)
-        self._keys.add(keys[~duplicate])
+        a, b = row_keys(frame, columns)
+        keys = pl.DataFrame({"a": a, "b": b})
+        first_in_chunk = keys.select(pl.struct("a", "b").is_first_distinct()).to_series().to_numpy()
+        positions, found = self._a.positions_of(a)
+        if found.any():
+            found[found] = self._b[positions[found]] == b[found]
+        duplicate = ~first_in_chunk | found
+        new_a, new_b = a[~duplicate], b[~duplicate]
+        order = np.argsort(new_a, kind="stable")
+        new_a, new_b = new_a[order], new_b[order]
+        at = np.searchsorted(self._a.values, new_a)
+        self._a.values = np.insert(self._a.values, at, new_a)
+        self._b = np.insert(self._b, at, new_b)
         return duplicate
 
     @property
     def nbytes(self) -> int:
-        return self._keys.nbytes
+        return self._a.nbytes + int(self._b.nbytes)
 
 
 class SeenIds:

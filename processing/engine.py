@@ -15,7 +15,7 @@ import numpy as np
 import pandera.polars as pa
 import polars as pl
 
-from processing.clean import TYPE_MESSAGES, column_cleaning
+from processing.clean import TYPE_MESSAGES, column_cleaning, run_steps
 from processing.contract import ColumnSpec, Contract
 from processing.dedup import SeenIds, SeenRows
 from processing.records import LINE, ParsedChunk, RaggedRow
@@ -60,6 +60,24 @@ def _check_messages(contract: Contract, present: list[str]) -> pl.DataFrame:
     )
 
 
+def _schema_check_names(schema: pa.DataFrameSchema) -> pl.DataFrame:
+    """(column, check_number) -> our check name and the column a row check reports on.
+
+    Pandera reports a failing check by its description (`greater_than_or_equal_to(0)`) and its
+    position; the position finds the name we gave it. Row checks have no column: `owner`
+    is the column the contract attaches them to.
+    """
+    rows: list[tuple[str | None, int, str, str | None]] = []
+    for column_name, column in schema.columns.items():
+        rows.extend((column_name, number, check.name, None) for number, check in enumerate(column.checks))
+    rows.extend((None, number, check.name, check.owner) for number, check in enumerate(schema.checks))
+    return pl.DataFrame(
+        rows,
+        schema={"column": pl.String, "check_number": pl.Int32, "name": pl.String, "owner": pl.String},
+        orient="row",
+    )
+
+
 def _allowed_message(spec: ColumnSpec) -> str:
     return "not one of " + ", ".join(str(value) for value in spec.allowed)
 
@@ -78,7 +96,7 @@ class ChunkEngine:
         self.seen_rows = SeenRows()
         self.seen_ids = {name: SeenIds() for name in self.unique_columns}
         self.messages = _check_messages(contract, present)
-        self.row_check_columns = {rule.name: rule.column for rule in contract.row_checks}
+        self.check_names = _schema_check_names(self.schema)
 
     @property
     def index_bytes(self) -> int:
@@ -88,10 +106,12 @@ class ChunkEngine:
         raw = parsed.frame
         duplicate = self.seen_rows.duplicates(raw, self.present) if raw.height else np.zeros(0, bool)
         candidates = raw.filter(pl.Series(~duplicate)) if duplicate.any() else raw
-        typed = candidates.select([self.cleaning[name].typed for name in self.present])
+        cleanings = [self.cleaning[name] for name in self.present]
+        values = run_steps(candidates.select(self.present), [c.text_steps for c in cleanings])
+        typed = run_steps(values, [c.typed_steps for c in cleanings])
         failures = pl.concat(
             [
-                self._unreadable(candidates),
+                self._unreadable(values, typed),
                 self._reused_ids(typed),
                 self._schema_failures(typed),
             ],
@@ -119,8 +139,11 @@ class ChunkEngine:
     def _empty_failures() -> pl.DataFrame:
         return pl.DataFrame(schema={"row": pl.UInt32, "column": pl.String, "check": pl.String})
 
-    def _unreadable(self, candidates: pl.DataFrame) -> pl.DataFrame:
-        flags = candidates.select([self.cleaning[name].unreadable for name in self.present])
+    def _unreadable(self, values: pl.DataFrame, typed: pl.DataFrame) -> pl.DataFrame:
+        """Values present but not of their column's type (`abc` in an int column)."""
+        flags = pl.DataFrame(
+            [(values[name].is_not_null() & typed[name].is_null()).alias(name) for name in self.present]
+        )
         flags = flags.with_row_index("row").filter(pl.any_horizontal(pl.exclude("row")))
         if flags.height == 0:
             return self._empty_failures()
@@ -150,12 +173,12 @@ class ChunkEngine:
             self.schema.validate(typed, lazy=True)
         except pa.errors.SchemaErrors as errors:
             cases = errors.failure_cases.filter(pl.col("index").is_not_null())
-            return cases.select(
+            return cases.join(self.check_names, on=["column", "check_number"], how="left").select(
                 row=pl.col("index").cast(pl.UInt32),
-                column=pl.col("column").fill_null(
-                    pl.col("check").replace_strict(self.row_check_columns, default=None)
-                ),
-                check=pl.col("check").replace({"not_nullable": "required"}),
+                column=pl.col("column").fill_null(pl.col("owner")),
+                check=pl.when(pl.col("check") == "not_nullable")
+                .then(pl.lit("required"))
+                .otherwise(pl.col("name").fill_null(pl.col("check"))),
             ).filter(pl.col("column").is_not_null())
         return self._empty_failures()
 

@@ -39,11 +39,13 @@ def _column_checks(spec: ColumnSpec) -> list[pa.Check]:
 
 def _row_check(rule: RowCheck) -> pa.Check:
     expression = pl.sql_expr(rule.expression).fill_null(True)
-    return pa.Check(
+    check = pa.Check(
         lambda data: data.lazyframe.select(expression),
         name=rule.name,
         error=rule.message,
     )
+    check.owner = rule.column  # the column whose reason lists this rule's failures
+    return check
 
 
 def build_schema(contract: Contract, present: Sequence[str]) -> pa.DataFrameSchema:

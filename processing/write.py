@@ -6,6 +6,7 @@ rejected half way (or a crash) leaves no half-written output behind.
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import BinaryIO
@@ -39,12 +40,14 @@ class OutputFiles:
         csv = self._handle("csv")
         frame.write_csv(csv, include_header=self._rows["csv"] == 0 and csv.tell() == 0)
         self._rows["csv"] += frame.height
+        json = self._handle("json")
         if frame.height:
-            rows = frame.write_ndjson().rstrip("\n").replace("\n", ",\n")
-            self._handle("json").write((",\n" if self._json_rows else "\n").encode() + rows.encode())
+            # one JSON array across chunks: each chunk's array without its brackets
+            buffer = io.BytesIO()
+            frame.write_json(buffer)
+            json.write(b",\n" if self._json_rows else b"\n")
+            json.write(buffer.getbuffer()[1:-1])
             self._json_rows += frame.height
-        else:
-            self._handle("json")
 
     def write_rejected(self, frame: pl.DataFrame) -> None:
         if frame.height == 0:
