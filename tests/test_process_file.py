@@ -1,0 +1,103 @@
+"""process_file end to end on small files: chunking never changes the result."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from processing.contract import load_contract
+from processing.errors import FileRejected
+from processing.run import process_file
+
+HEADER = "id_venda;data_venda;cliente;produto;categoria;quantidade;preco_unitario;valor_total;uf\n"
+
+
+def messy_rows(count: int) -> list[str]:
+    """Rows with every outcome, repeating so that duplicates and reused ids span chunks."""
+    rows = []
+    for i in range(count):
+        rows.append(f"{i};05/01/2024;Cliente {i};Caneta;Papelaria;2;R$ 1.234,56;2469,12;sp\n")
+        if i % 7 == 0:
+            rows.append(f"{i};2024-01-05;\"Ana\nMaria\";Lápis;Papelaria;1;10;10;RJ\n")  # id reused
+        if i % 11 == 0:
+            rows.append(rows[len(rows) // 2])  # an exact duplicate of an earlier row
+        if i % 13 == 0:
+            rows.append(f"x{i};31/02/2024;;P;C;0;abc;1;XX\n")  # invalid in many ways
+        if i % 17 == 0:
+            rows.append("1;2;3\n")  # ragged
+        if i % 19 == 0:
+            rows.append("\n")  # blank line, not a row
+    return rows
+
+
+def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def outputs(out: Path) -> dict[str, str]:
+    return {p.name: p.read_text(encoding="utf-8") for p in sorted(out.iterdir())}
+
+
+@pytest.mark.parametrize("chunk_bytes", [64, 1000, 7919])
+def test_small_chunks_give_exactly_the_same_outputs_as_one_chunk(tmp_path: Path, chunk_bytes: int) -> None:
+    source = write(tmp_path / "vendas.csv", HEADER + "".join(messy_rows(300)))
+    vendas = load_contract("vendas")
+    whole = process_file(source, vendas, tmp_path / "whole")
+    chunked = process_file(source, vendas, tmp_path / "chunked", chunk_bytes=chunk_bytes)
+    assert whole.accounted and chunked.accounted
+    assert whole.duplicate_rows > 0 and whole.quarantined_rows > 0
+    assert outputs(tmp_path / "whole")["vendas.csv"] == outputs(tmp_path / "chunked")["vendas.csv"]
+    assert outputs(tmp_path / "whole")["vendas.rejected.csv"] == outputs(tmp_path / "chunked")["vendas.rejected.csv"]
+    assert whole.failures == chunked.failures
+
+
+def test_counts_and_reasons_of_a_messy_file(tmp_path: Path) -> None:
+    source = write(tmp_path / "vendas.csv", HEADER + "".join(messy_rows(30)))
+    report = process_file(source, load_contract("vendas"), tmp_path / "out", chunk_bytes=100)
+    # 30 good rows, ids 0,7,14,21,28 reused (5), x0,x13,x26 invalid (3), 2 ragged (0, 17),
+    # duplicates at i = 0, 11, 22 (3); blank lines are not rows
+    assert (report.input_rows, report.exported_rows, report.quarantined_rows, report.duplicate_rows) == (
+        43, 30, 10, 3,
+    )
+    assert report.failures["id_venda"] == {"unique": 5, "type": 3}
+    assert report.failures["row"] == {"field_count": 2}
+    assert report.failures["uf"] == {"allowed": 3}
+    rejected = (tmp_path / "out" / "vendas.rejected.csv").read_text(encoding="utf-8")
+    assert "uf: not a Brazilian state code ('XX')" in rejected
+    assert "data_venda: not a date (YYYY-MM-DD or DD/MM/YYYY) ('31/02/2024')" in rejected
+    rows = json.loads((tmp_path / "out" / "vendas.json").read_text(encoding="utf-8"))
+    assert rows[0] == {
+        "id_venda": 0, "data_venda": "2024-01-05", "cliente": "Cliente 0", "produto": "Caneta",
+        "categoria": "Papelaria", "quantidade": 2, "preco_unitario": 1234.56,
+        "valor_total": 2469.12, "uf": "SP",
+    }
+
+
+def test_a_late_windows_1252_byte_switches_the_encoding_without_mangling(tmp_path: Path) -> None:
+    rows = [f"{i};2024-01-05;Cliente {i};Caneta;Papelaria;1;1;1;SP\n" for i in range(200)]
+    rows.append("999;2024-01-05;João;Pão de Açúcar;Padaria;1;1;1;SP\n")
+    source = write(tmp_path / "v.csv", HEADER + "".join(rows), encoding="cp1252")
+    report = process_file(source, load_contract("vendas"), tmp_path / "out", chunk_bytes=512)
+    assert report.encoding == "windows-1252"
+    assert report.exported_rows == 201
+    assert "999,2024-01-05,João,Pão de Açúcar,Padaria" in (tmp_path / "out" / "v.csv").read_text("utf-8")
+
+
+def test_an_unterminated_quote_quarantines_the_rest_as_one_row(tmp_path: Path) -> None:
+    text = HEADER + "1;2024-01-05;Ana;P;C;1;1;1;SP\n2;2024-01-05;\"Bob;P;C;1;1;1;SP\n3;x\n4;y\n"
+    source = write(tmp_path / "v.csv", text)
+    report = process_file(source, load_contract("vendas"), tmp_path / "out", chunk_bytes=40)
+    assert (report.input_rows, report.exported_rows, report.quarantined_rows) == (2, 1, 1)
+    rejected = (tmp_path / "out" / "v.rejected.csv").read_text("utf-8")
+    assert "3,row: unterminated quoted field" in rejected
+
+
+def test_a_rejected_file_leaves_no_output_behind(tmp_path: Path) -> None:
+    text = HEADER + "".join(f"{i};2024-01-05;A;P;C;1;1;1;SP\n" for i in range(50_000)) + "1;\x00\n"
+    source = write(tmp_path / "v.csv", text)
+    with pytest.raises(FileRejected, match="NUL byte on line 50002"):
+        process_file(source, load_contract("vendas"), tmp_path / "out", chunk_bytes=256)
+    assert list((tmp_path / "out").iterdir()) == []

@@ -1,0 +1,38 @@
+"""Cutting a byte stream into records, with the line each starts on."""
+
+from __future__ import annotations
+
+from processing.records import Layout, _parse_with_csv_module, parse_chunk
+
+DATA = (
+    b'1,2,3\n\n4,5\n"x\ny",7,8\n9,10,11,12\n  \n13,14,15\r\n16,17,18\r19,"a ""q"" b",21\n'
+)
+LAYOUT = Layout(delimiter=",", field_count=3, columns={0: "a", 2: "c"})
+
+
+def test_records_keep_the_physical_line_they_start_on() -> None:
+    parsed = parse_chunk(DATA, 2, LAYOUT)
+    assert parsed.frame.to_dict(as_series=False) == {
+        "a": ["1", "x\ny", "13", "16", "19"],
+        "c": ["3", "8", "15", "18", "21"],
+        "_line": [2, 5, 9, 10, 11],
+    }
+
+
+def test_ragged_records_are_kept_whole_with_their_field_count() -> None:
+    ragged = parse_chunk(DATA, 2, LAYOUT).ragged
+    assert [(r.line, r.fields, r.text) for r in ragged] == [(4, 2, "4,5"), (7, 4, "9,10,11,12")]
+
+
+def test_the_exact_csv_module_path_agrees_with_the_fast_path() -> None:
+    fast = parse_chunk(DATA, 2, LAYOUT)
+    exact = _parse_with_csv_module(DATA, 2, LAYOUT)
+    assert fast.frame.equals(exact.frame)
+    assert [(r.line, r.fields) for r in fast.ragged] == [(r.line, r.fields) for r in exact.ragged]
+
+
+def test_a_quote_inside_an_unquoted_field_falls_back_to_the_exact_parser() -> None:
+    data = b'1,ab"c,3\n4,5,6\n'
+    parsed = parse_chunk(data, 2, LAYOUT)
+    assert parsed.frame["_line"].to_list()[-1] == 3
+    assert parsed.frame["c"].to_list()[-1] == "6"
