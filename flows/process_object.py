@@ -1,0 +1,228 @@
+"""process_object: one object of the raw bucket, from fetch to clean outputs and a report.
+
+    fetch -> validate -> clean -> export-csv        (export-powerbi joins in issue 4)
+
+Idempotent per object version: the report in `processed/_reports/` records the eTag it was
+made from; a run that finds it ends early (Completed) and writes nothing. Duplicate
+deliveries of one event arrive as concurrent runs, so the check is made again under a lock.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from minio import Minio
+from minio.error import S3Error
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.context import get_run_context
+from prefect.locking.filesystem import FileSystemLockManager
+from prefect.states import Completed, Failed, State
+from prefect_aws import MinIOCredentials
+from urllib3.exceptions import HTTPError
+
+from flows import store
+from flows.artifacts import publish_artifacts
+from ivi.settings import Settings
+from processing.contract import Contract, ContractError, contract_for_key, load_contract
+from processing.errors import FileRejected
+from processing.report import Report
+from processing.run import map_header, process_file
+from processing.source import TextSource
+
+MINIO_CREDENTIALS_BLOCK = "minio-credentials"
+LOCK_HOLD_SECONDS = 3600  # a run killed while holding the lock frees it after this
+TRANSIENT_S3_ERRORS = (HTTPError, ConnectionError, TimeoutError)
+
+
+def _retry_on_transient(task: Any, task_run: Any, state: State) -> bool:
+    """Retry connection problems and server errors; a missing object will not reappear."""
+    try:
+        state.result()
+    except TRANSIENT_S3_ERRORS:
+        return True
+    except S3Error as error:
+        return error.code not in {"NoSuchKey", "NoSuchBucket", "AccessDenied"}
+    except Exception:  # noqa: BLE001
+        return False
+    return False
+
+
+def s3_client() -> Minio:
+    credentials = MinIOCredentials.load(MINIO_CREDENTIALS_BLOCK)
+    endpoint = credentials.aws_client_parameters.endpoint_url or "http://127.0.0.1:9000"
+    return store.minio_client(
+        str(endpoint),
+        credentials.minio_root_user,
+        credentials.minio_root_password.get_secret_value(),
+        credentials.region_name,
+    )
+
+
+@task(name="fetch", retries=4, retry_delay_seconds=[1, 2, 4, 8], retry_condition_fn=_retry_on_transient,
+      cache_policy=NO_CACHE)
+def fetch(client: Minio, version: store.ObjectVersion, directory: Path) -> Path:
+    """Stream the object to a local temporary file."""
+    return store.fetch_object(client, version, directory)
+
+
+@task(name="validate", cache_policy=NO_CACHE)
+def validate(path: Path, contract: Contract) -> dict[str, object]:
+    """Can the file be a table for this contract at all? (encoding, header, columns)"""
+    with TextSource(path) as source:
+        assert source.header is not None
+        _layout, present, ignored = map_header(source.header, contract)
+        return {"encoding": source.encoding, "columns": present, "ignored_columns": ignored}
+
+
+@task(name="clean", cache_policy=NO_CACHE)
+def clean(path: Path, contract: Contract, out_dir: Path, stem: str) -> Report:
+    """Row by row: validate against the contract, clean, and write the local outputs."""
+    return process_file(path, contract, out_dir, stem=stem)
+
+
+@task(name="export-csv", retries=4, retry_delay_seconds=[1, 2, 4, 8], retry_condition_fn=_retry_on_transient,
+      cache_policy=NO_CACHE)
+def export_csv(client: Minio, settings: Settings, report: Report, keys: store.OutputKeys) -> dict[str, str]:
+    """Upload the clean CSV and JSON, and the quarantined rows when there are any."""
+    outputs = {
+        "csv": store.put_file(client, settings.processed_bucket, keys.csv, Path(report.outputs["csv"]), "text/csv"),
+        "json": store.put_file(
+            client, settings.processed_bucket, keys.json, Path(report.outputs["json"]), "application/json"
+        ),
+    }
+    if "rejected" in report.outputs:
+        outputs["rejected"] = store.put_file(
+            client, settings.quarantine_bucket, keys.rejected, Path(report.outputs["rejected"]), "text/csv"
+        )
+    return outputs
+
+
+@task(name="quarantine-original", retries=4, retry_delay_seconds=[1, 2, 4, 8],
+      retry_condition_fn=_retry_on_transient, cache_policy=NO_CACHE)
+def quarantine_original(client: Minio, settings: Settings, version: store.ObjectVersion) -> str:
+    return store.copy_object(client, version, settings.quarantine_bucket, version.key)
+
+
+@task(name="write-report", retries=4, retry_delay_seconds=[1, 2, 4, 8], retry_condition_fn=_retry_on_transient,
+      cache_policy=NO_CACHE)
+def write_report(client: Minio, settings: Settings, keys: store.OutputKeys, document: dict[str, object]) -> str:
+    """Written last: its presence with this eTag is what makes a later delivery a no-op."""
+    return store.put_json(client, settings.processed_bucket, keys.report, document)
+
+
+def _flow_run_id() -> str:
+    try:
+        return str(get_run_context().flow_run.id)  # type: ignore[union-attr]
+    except Exception:  # noqa: BLE001 - outside a flow run (tests calling .fn)
+        return ""
+
+
+def _already_processed(client: Minio, settings: Settings, keys: store.OutputKeys, etag: str) -> bool:
+    report = store.read_report(client, settings.processed_bucket, keys.report)
+    return report is not None and report.get("source_etag") == etag
+
+
+def _resolve_contract(key: str, contract: str | None) -> Contract:
+    name = contract or contract_for_key(key)
+    try:
+        return load_contract(name)
+    except ContractError as error:
+        raise FileRejected(
+            f"no contract for `{key}`: {error}; put the file under a folder named after its "
+            "contract or pass contract="
+        ) from None
+
+
+@flow(name="process_object", log_prints=False)
+def process_object(
+    bucket: str,
+    key: str,
+    etag: str | None = None,
+    contract: str | None = None,
+    force: bool = False,
+) -> State:
+    """Validate, clean and export one CSV object; the run's state says what happened."""
+    logger = get_run_logger()
+    settings = Settings()
+    started = time.perf_counter()
+    client = s3_client()
+    keys = store.OutputKeys.for_key(key)
+    try:
+        version = store.stat_object(client, bucket, key)
+    except S3Error as error:
+        if error.code in {"NoSuchKey", "NoSuchObject"}:
+            return Completed(message=f"s3://{bucket}/{key} no longer exists; nothing to do")
+        raise
+    if etag and etag.strip('"') != version.etag:
+        logger.info("event eTag %s is not the object's current %s: processing the current version",
+                    etag, version.etag)
+    if not force and _already_processed(client, settings, keys, version.etag):
+        return Completed(message=f"already processed: s3://{bucket}/{key} at eTag {version.etag}")
+
+    locks = FileSystemLockManager(settings.data_dir / "locks")
+    lock_key = f"{bucket}/{key}@{version.etag}".replace("/", "%2F")
+    holder = _flow_run_id() or str(id(locks))
+    locks.acquire_lock(lock_key, holder, acquire_timeout=LOCK_HOLD_SECONDS, hold_timeout=LOCK_HOLD_SECONDS)
+    try:
+        if not force and _already_processed(client, settings, keys, version.etag):
+            return Completed(message=f"already processed: s3://{bucket}/{key} at eTag {version.etag}")
+        return _process_version(client, settings, version, keys, contract, started)
+    finally:
+        locks.release_lock(lock_key, holder)
+
+
+def _process_version(
+    client: Minio,
+    settings: Settings,
+    version: store.ObjectVersion,
+    keys: store.OutputKeys,
+    contract_name: str | None,
+    started: float,
+) -> State:
+    document: dict[str, object] = {
+        "source_bucket": version.bucket,
+        "source_key": version.key,
+        "source_etag": version.etag,
+        "source_size": version.size,
+        "flow_run_id": _flow_run_id(),
+    }
+    with tempfile.TemporaryDirectory(prefix="ivi-") as temp:
+        work = Path(temp)
+        try:
+            contract = _resolve_contract(version.key, contract_name)
+            document["contract"] = contract.name
+            local = fetch(client, version, work)
+            validate(local, contract)
+            report = clean(local, contract, work / "out", keys.stem)
+        except FileRejected as rejection:
+            reason = str(rejection)
+            document.update(
+                status="rejected",
+                reason=reason,
+                contract=document.get("contract", contract_name or ""),
+                input_rows=0, exported_rows=0, quarantined_rows=0, duplicate_rows=0,
+                outputs={"original": quarantine_original(client, settings, version)},
+                duration_s=round(time.perf_counter() - started, 3),
+            )
+            write_report(client, settings, keys, document)
+            publish_artifacts(document, None)
+            return Failed(message=f"{version.key} rejected: {reason}")
+        rejected_local = Path(report.outputs["rejected"]) if "rejected" in report.outputs else None
+        outputs = export_csv(client, settings, report, keys)
+        body = report.to_dict()
+        body.pop("source", None)
+        document.update(body)
+        document.update(status="processed", outputs=outputs)
+        document["duration_s"] = round(time.perf_counter() - started, 3)
+        outputs["report"] = write_report(client, settings, keys, document)
+        publish_artifacts(document, rejected_local)
+    return Completed(
+        message=(
+            f"{version.key}: {report.input_rows} rows -> {report.exported_rows} exported, "
+            f"{report.quarantined_rows} quarantined, {report.duplicate_rows} duplicates"
+        )
+    )

@@ -1,0 +1,127 @@
+"""The object store as the flows use it: plain functions over a `minio` client.
+
+No Prefect here, so each function can be called and tested against a real S3 server on its
+own; the flows wrap them in tasks (retries, names in the UI).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlparse
+
+from minio import Minio
+from minio.commonconfig import CopySource
+from minio.error import S3Error
+
+REPORTS_PREFIX = "_reports/"
+_MISSING = {"NoSuchKey", "NoSuchObject", "NoSuchBucket"}
+
+
+def minio_client(endpoint_url: str, access_key: str, secret_key: str, region: str | None = None) -> Minio:
+    """A client for `http(s)://host:port`, the form blocks and settings hold endpoints in."""
+    parsed = urlparse(endpoint_url)
+    return Minio(
+        parsed.netloc or parsed.path,
+        access_key=access_key,
+        secret_key=secret_key,
+        secure=parsed.scheme == "https",
+        region=region,
+    )
+
+
+@dataclass(frozen=True)
+class ObjectVersion:
+    bucket: str
+    key: str
+    etag: str
+    size: int
+
+
+@dataclass(frozen=True)
+class OutputKeys:
+    """Where the outputs of `raw/<key>` go: same path, other buckets, `.csv` dropped."""
+
+    base: str
+
+    @classmethod
+    def for_key(cls, key: str) -> OutputKeys:
+        base = key[:-4] if key.lower().endswith(".csv") else key
+        return cls(base=base)
+
+    @property
+    def csv(self) -> str:
+        return f"{self.base}.csv"
+
+    @property
+    def json(self) -> str:
+        return f"{self.base}.json"
+
+    @property
+    def rejected(self) -> str:
+        return f"{self.base}.rejected.csv"
+
+    @property
+    def report(self) -> str:
+        return f"{REPORTS_PREFIX}{self.base}.json"
+
+    @property
+    def stem(self) -> str:
+        return PurePosixPath(self.base).name or "object"
+
+
+def stat_object(client: Minio, bucket: str, key: str) -> ObjectVersion:
+    stat = client.stat_object(bucket, key)
+    return ObjectVersion(bucket=bucket, key=key, etag=(stat.etag or "").strip('"'), size=stat.size or 0)
+
+
+def fetch_object(client: Minio, version: ObjectVersion, directory: Path) -> Path:
+    """Stream the object to a file in `directory` (never held in memory whole)."""
+    target = directory / (PurePosixPath(version.key).name or "object")
+    client.fget_object(version.bucket, version.key, str(target))
+    return target
+
+
+def read_report(client: Minio, bucket: str, key: str) -> dict[str, object] | None:
+    """The report of an earlier run, or None when there is none (or it is unreadable)."""
+    try:
+        response = client.get_object(bucket, key)
+    except S3Error as error:
+        if error.code in _MISSING:
+            return None
+        raise
+    try:
+        report = json.loads(response.read())
+    except ValueError:
+        return None
+    finally:
+        response.close()
+        response.release_conn()
+    return report if isinstance(report, dict) else None
+
+
+def put_file(client: Minio, bucket: str, key: str, path: Path, content_type: str) -> str:
+    client.fput_object(bucket, key, str(path), content_type=content_type)
+    return f"s3://{bucket}/{key}"
+
+
+def put_json(client: Minio, bucket: str, key: str, document: dict[str, object]) -> str:
+    data = json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8")
+    client.put_object(bucket, key, io.BytesIO(data), len(data), content_type="application/json")
+    return f"s3://{bucket}/{key}"
+
+
+def copy_object(client: Minio, source: ObjectVersion, bucket: str, key: str) -> str:
+    """Server-side copy: the original reaches quarantine byte for byte."""
+    client.copy_object(bucket, key, CopySource(source.bucket, source.key))
+    return f"s3://{bucket}/{key}"
+
+
+def list_csv_objects(client: Minio, bucket: str, prefix: str = "") -> list[ObjectVersion]:
+    return [
+        ObjectVersion(bucket=bucket, key=o.object_name, etag=(o.etag or "").strip('"'), size=o.size or 0)
+        for o in client.list_objects(bucket, prefix=prefix or None, recursive=True)
+        if o.object_name and o.object_name.lower().endswith(".csv") and not o.is_dir
+    ]
