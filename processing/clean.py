@@ -112,9 +112,11 @@ def _typed(name: str, spec: ColumnSpec) -> pl.Expr:
     if spec.type == "decimal":
         return _decimal(name)
     if spec.type == "date":
+        # both formats are exactly ten characters: strptime alone would take `15/01/24` as year 24
+        full = _only_where(value.str.len_bytes() == 10, value)
         return pl.coalesce(
-            value.str.strptime(pl.Date, "%Y-%m-%d", strict=False),
-            value.str.strptime(pl.Date, "%d/%m/%Y", strict=False),
+            full.str.strptime(pl.Date, "%Y-%m-%d", strict=False),
+            full.str.strptime(pl.Date, "%d/%m/%Y", strict=False),
         )
     if spec.type == "boolean":
         key = value.str.to_lowercase()

@@ -19,7 +19,7 @@ from processing.engine import ChunkEngine
 from processing.errors import FileRejected
 from processing.records import Layout, ParsedChunk, RaggedRow, parse_chunk
 from processing.report import Report
-from processing.source import CHUNK_BYTES, Header, TextSource
+from processing.source import CHUNK_BYTES, Header, TextSource, count_breaks
 from processing.write import OutputFiles
 
 T = TypeVar("T")
@@ -54,7 +54,7 @@ def map_header(header: Header, contract: Contract) -> tuple[Layout, list[str], l
     if not present:
         raise FileRejected(
             f"no header: none of the columns of contract `{contract.name}` "
-            f"({', '.join(contract.column_names)}) is on line {header.line}"
+            f"({', '.join(f'`{name}`' for name in contract.column_names)}) is on line {header.line}"
         )
     if missing:
         names = ", ".join(f"`{name}`" for name in missing)
@@ -82,11 +82,13 @@ def process_file(
     """
     started = time.perf_counter()
     report = Report(contract=contract.name, source=str(path))
-    outputs = OutputFiles(out_dir, stem or output_stem(path)) if out_dir is not None else None
+    outputs: OutputFiles | None = None
     try:
         with TextSource(path, chunk_bytes=chunk_bytes) as source:
             assert source.header is not None
             layout, present, ignored = map_header(source.header, contract)
+            if out_dir is not None:
+                outputs = OutputFiles(out_dir, stem or output_stem(path), present)
             report.delimiter = layout.delimiter
             report.compression = source.compression
             report.columns = present
@@ -125,8 +127,8 @@ def _parsed_chunks(
 ) -> Iterator[tuple[ParsedChunk, list[RaggedRow]]]:
     for chunk in source.chunks():
         data, unterminated = chunk.data, []
-        if chunk.unterminated:
-            data, unterminated = _split_unterminated(chunk.data, chunk.first_line, layout)
+        if chunk.unterminated_at is not None:
+            data, unterminated = _split_unterminated(data, chunk.unterminated_at, chunk.first_line)
         yield parse_chunk(data, chunk.first_line, layout), unterminated
 
 
@@ -144,13 +146,8 @@ def _prefetched(items: Iterator[T]) -> Iterator[T]:
             yield item
 
 
-def _split_unterminated(data: bytes, first_line: int, layout: Layout) -> tuple[bytes, list[RaggedRow]]:
+def _split_unterminated(data: bytes, start: int, first_line: int) -> tuple[bytes, list[RaggedRow]]:
     """Cut off the last record, whose quote the file never closes: it is quarantined whole."""
-    from processing.records import _record_starts, _breaks_before  # noqa: PLC0415
-
-    starts, _empty = _record_starts(data)
-    # the unterminated record starts after the last record break outside quotes
-    last_start = int(starts[-1]) if len(starts) else 0
-    line = first_line + int(_breaks_before(data, starts[-1:])[0]) if len(starts) else first_line
-    text = data[last_start:].decode("utf-8", errors="replace")
-    return data[:last_start], [RaggedRow(line=line, fields=-1, text=text)]
+    line = first_line + count_breaks(data[:start])
+    text = data[start:].decode("utf-8", errors="replace")
+    return data[:start], [RaggedRow(line=line, fields=-1, text=text)]

@@ -26,7 +26,6 @@ from processing.errors import FileRejected
 CHUNK_BYTES = 8 * 1024 * 1024
 HEADER_MAX_BYTES = 64 * 1024 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
-_CONTROL_BYTES = bytes(range(0, 32)).replace(b"\t", b"").replace(b"\n", b"").replace(b"\r", b"")
 
 
 def _latin1_for_undefined(error: UnicodeError) -> tuple[str, int]:
@@ -54,7 +53,7 @@ class Chunk:
 
     data: bytes
     first_line: int
-    unterminated: bool = False  # the last record opens a quote that the file never closes
+    unterminated_at: int | None = None  # offset of a last record whose quote never closes
 
 
 @dataclass
@@ -143,11 +142,10 @@ class TextSource:
 
     @staticmethod
     def _reject_binary(sample: bytes) -> None:
+        """NUL bytes are what binary formats (images, archives, UTF-16 without BOM) have and
+        text never has; other control characters can be legitimate data."""
         if b"\x00" in sample:
             raise FileRejected("not a text file: it contains NUL bytes")
-        controls = len(sample) - len(sample.translate(None, _CONTROL_BYTES))
-        if sample and controls / len(sample) > 0.01:
-            raise FileRejected("not a text file: too many control characters")
 
     # -- decoding ------------------------------------------------------------------------
     def decode(self, data: bytes) -> bytes:
@@ -182,7 +180,7 @@ class TextSource:
         self._buffer = b"" if end is None else self._buffer[end:]
         self._buffer = _skip_one_newline(self._buffer)
         text = self.decode(record).decode("utf-8").rstrip("\r\n")
-        spans = _count_breaks(record) + 1
+        spans = count_breaks(record) + 1
         self._next_line = line + spans
         names, delimiter = _split_header(text)
         return Header(names=names, delimiter=delimiter, line=line, lines=spans)
@@ -195,9 +193,11 @@ class TextSource:
                 return
             nul = self._buffer.find(b"\x00")
             if nul >= 0:
-                line = self._next_line + _count_breaks(self._buffer[:nul])
+                line = self._next_line + count_breaks(self._buffer[:nul])
                 raise FileRejected(f"not a text file: NUL byte on line {line}")
-            cut = None if self._eof else _last_record_end(self._buffer)
+            assert self.header is not None
+            delimiter = self.header.delimiter
+            cut = None if self._eof else _last_record_end(self._buffer, delimiter)
             if cut is None and not self._eof:
                 # one record longer than the buffer (a huge quoted field): read on
                 self._fill(len(self._buffer) * 2)
@@ -205,13 +205,13 @@ class TextSource:
             data = self._buffer if cut is None else self._buffer[:cut]
             self._buffer = b"" if cut is None else self._buffer[cut:]
             chunk = Chunk(data=self.decode(data), first_line=self._next_line)
-            if cut is None and _quote_open_at_end(data):
-                chunk.unterminated = True
-            self._next_line += _count_breaks(data)
+            if cut is None and _quote_count_is_odd(chunk.data):
+                chunk.unterminated_at = _unterminated_record_start(chunk.data, delimiter)
+            self._next_line += count_breaks(data)
             yield chunk
 
 
-def _count_breaks(data: bytes) -> int:
+def count_breaks(data: bytes) -> int:
     """Physical line breaks: `\\n`, `\\r\\n` and a lone `\\r` each count once."""
     return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
 
@@ -247,22 +247,82 @@ def _first_record_end(data: bytes) -> int | None:
     return end - 1 if end > 0 and data[end] == 10 and data[end - 1] == 13 else end
 
 
-def _last_record_end(data: bytes) -> int | None:
-    """Offset just past the last complete record in `data` (a trailing lone `\\r` waits)."""
+def _last_record_end(data: bytes, delimiter: str) -> int | None:
+    """Offset just past the last complete record in `data` (a trailing lone `\\r` waits).
+
+    Fast path: a line break with an even number of quotes before it is outside any quoted
+    field, for files that quote as RFC 4180 does. A quote inside an unquoted field (`TV 32"`)
+    breaks that parity; when the parity finds no break in the second half of the buffer, the
+    csv module, which reads such a quote as a plain character like pyarrow does, decides.
+    """
     quick = data.rfind(b"\n")
     if quick >= 0 and data.count(b'"', 0, quick) % 2 == 0:
         return quick + 1
-    breaks = _record_breaks(data)
-    for position in breaks[::-1][:2]:
+    candidate = None
+    for position in _record_breaks(data)[::-1][:2]:
         position = int(position)
         if data[position] == 13 and position + 1 == len(data):
             continue  # may be the \r of a \r\n split across reads
-        return position + 1
-    return None
+        candidate = position + 1
+        break
+    if candidate is not None and candidate >= len(data) // 2:
+        return candidate
+    exact = _exact_last_record_end(data, delimiter)
+    return exact if exact is not None else candidate
 
 
-def _quote_open_at_end(data: bytes) -> bool:
+def _line_starts(data: bytes) -> np.ndarray:
+    """Offset of the first byte of every physical line (as the csv module counts lines)."""
+    arr = np.frombuffer(data, dtype=np.uint8)
+    is_nl = arr == 10
+    breaks_mask = is_nl | (arr == 13)
+    breaks_mask[:-1] &= ~((arr[:-1] == 13) & is_nl[1:])
+    return np.concatenate(([0], np.flatnonzero(breaks_mask) + 1))
+
+
+def _csv_records_lines(data: bytes, delimiter: str, strict: bool) -> tuple[list[int], bool]:
+    """Line count after each complete record, and whether the data ends inside quotes.
+
+    Latin-1 maps each byte to one character, so line and byte positions stay aligned
+    whatever the real encoding (quotes, delimiters and line breaks are ASCII).
+    """
+    csv.field_size_limit(1 << 30)
+    reader = csv.reader(io.StringIO(data.decode("latin-1"), newline=""), delimiter=delimiter,
+                        strict=strict)
+    ends: list[int] = []
+    try:
+        for _record in reader:
+            ends.append(reader.line_num)
+    except csv.Error:
+        return ends, True
+    return ends, False
+
+
+def _exact_last_record_end(data: bytes, delimiter: str) -> int | None:
+    ends, _open = _csv_records_lines(data, delimiter, strict=False)
+    if len(ends) < 2:
+        return None
+    starts = _line_starts(data)
+    line = ends[-2]  # the last record read may be cut short by the end of the buffer
+    return int(starts[line]) if line < len(starts) else None
+
+
+def _quote_count_is_odd(data: bytes) -> bool:
     return data.count(b'"') % 2 == 1
+
+
+def _unterminated_record_start(data: bytes, delimiter: str) -> int | None:
+    """Offset of a final record whose quoted field the file never closes, else None.
+
+    An odd number of quotes is only a hint (`TV 32"` is an odd quote too): the csv module in
+    strict mode reports the end of data inside a quoted field.
+    """
+    ends, open_at_end = _csv_records_lines(data, delimiter, strict=True)
+    if not open_at_end:
+        return None
+    starts = _line_starts(data)
+    line = ends[-1] if ends else 0
+    return int(starts[line]) if line < len(starts) else None
 
 
 def _split_header(text: str) -> tuple[list[str], str]:

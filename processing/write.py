@@ -17,7 +17,8 @@ import polars as pl
 class OutputFiles:
     """`<stem>.csv`, `<stem>.json` and `<stem>.rejected.csv` in one directory."""
 
-    def __init__(self, out_dir: Path, stem: str) -> None:
+    def __init__(self, out_dir: Path, stem: str, columns: list[str]) -> None:
+        self.columns = columns
         out_dir.mkdir(parents=True, exist_ok=True)
         self.final = {
             "csv": out_dir / f"{stem}.csv",
@@ -58,7 +59,8 @@ class OutputFiles:
 
     def publish(self) -> dict[str, str]:
         """Close and rename into place; returns the paths written, by kind."""
-        self._handle("csv")
+        if "csv" not in self._handles:  # no row at all: the CSV still has its header
+            self.write_clean(pl.DataFrame(schema={name: pl.String for name in self.columns}))
         self._handle("json").write(b"\n]\n" if self._json_rows else b"]\n")
         for handle in self._handles.values():
             handle.close()
