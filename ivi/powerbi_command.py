@@ -1,0 +1,129 @@
+"""`ivi powerbi create-dataset --contract NAME`: a push dataset made from a contract.
+
+The contract already says what the Power BI table is (its `[powerbi] table` and the columns'
+types), so the dataset is created from it through the REST API rather than by hand in the
+Power BI portal, and the block the export loads (`powerbi-<contract>`) is saved with the new
+dataset's id. By default the API and the authority are the local stand-in; set
+`IVI_POWERBI_API_URL`, `IVI_POWERBI_AUTHORITY_HOST`, `IVI_POWERBI_TENANT_ID`,
+`IVI_POWERBI_CLIENT_ID`, `IVI_POWERBI_CLIENT_SECRET` and `IVI_POWERBI_WORKSPACE_ID` for a real
+tenant.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from pydantic import SecretStr
+
+from blocks.powerbi import LOOPBACK_HOSTS, PowerBIPushDataset, block_name
+from flows.powerbi_push import PowerBIRejected, redact, service_message
+from ivi.settings import Settings
+from processing.contract import Contract, load_contract
+
+CREATE_TIMEOUT = (10.0, 60.0)
+
+
+def dataset_definition(contract: Contract) -> dict[str, Any]:
+    """The create-dataset body for a contract: one table, every column with its Power BI type."""
+    if not contract.powerbi_table:
+        raise ValueError(f"contract {contract.name!r} has no Power BI table ([powerbi] table)")
+    return {
+        "name": contract.name,
+        "defaultMode": "Push",
+        "tables": [
+            {
+                "name": contract.powerbi_table,
+                "columns": [
+                    {"name": column.name, "dataType": column.powerbi_type}
+                    for column in contract.columns
+                ],
+            }
+        ],
+    }
+
+
+def _client_secret(settings: Settings) -> str:
+    """The configured secret; for the local stand-in with none configured, a fresh one.
+
+    The stand-in started by `ivi up` issues tokens to any client, so a made-up secret (saved
+    in the block, never printed) keeps a default secret out of the code.
+    """
+    configured = settings.powerbi_client_secret.get_secret_value()
+    if configured:
+        return configured
+    if urlsplit(settings.powerbi_authority).hostname in LOOPBACK_HOSTS:
+        return secrets.token_urlsafe(24)
+    raise ValueError("IVI_POWERBI_CLIENT_SECRET is required for a non-local authority")
+
+
+def push_dataset_block(
+    contract: Contract, settings: Settings, dataset_id: str = ""
+) -> PowerBIPushDataset:
+    """The block for a contract's push dataset, from the settings (dataset id filled later)."""
+    return PowerBIPushDataset(
+        tenant_id=settings.powerbi_tenant_id,
+        client_id=settings.powerbi_client_id,
+        client_secret=SecretStr(_client_secret(settings)),
+        workspace_id=settings.powerbi_workspace_id,
+        dataset_id=dataset_id,
+        table=contract.powerbi_table or "",
+        authority_host=settings.powerbi_authority,
+        api_base_url=settings.powerbi_api_base,
+    )
+
+
+def create_push_dataset(
+    block: PowerBIPushDataset, definition: dict[str, Any], session: requests.Session
+) -> str:
+    """POST the definition to the block's workspace; the new dataset's id."""
+    response = session.post(
+        block.datasets_url(),
+        json=definition,
+        headers={"Authorization": f"Bearer {block.get_token()}"},
+        timeout=CREATE_TIMEOUT,
+    )
+    if response.status_code not in (200, 201):
+        code, message = service_message(response)
+        raise PowerBIRejected(
+            f"creating dataset {definition.get('name')!r} at {block.datasets_url()} failed with "
+            f"HTTP {response.status_code} {code or ''}: {redact(message, block.secret_values())}",
+            status=response.status_code,
+            code=code,
+        )
+    dataset_id = response.json().get("id")
+    if not isinstance(dataset_id, str) or not dataset_id:
+        raise PowerBIRejected("the service created a dataset but answered no id")
+    return dataset_id
+
+
+def create_dataset_block(
+    contract_name: str, settings: Settings, session: requests.Session | None = None
+) -> PowerBIPushDataset:
+    """Create the contract's push dataset and return its block, not yet saved."""
+    contract = load_contract(contract_name)
+    definition = dataset_definition(contract)
+    block = push_dataset_block(contract, settings)
+    with session or requests.Session() as http:
+        block.dataset_id = create_push_dataset(block, definition, http)
+    return block
+
+
+def create_dataset(contract_name: str, settings: Settings) -> str:
+    """Create the push dataset, print its id, save block `powerbi-<contract>`; the id.
+
+    The block is saved on the Prefect server the settings name (so run it after `ivi up`).
+    """
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    block = create_dataset_block(contract_name, settings)
+    name = block_name(contract_name)
+    with temporary_settings({PREFECT_API_URL: settings.prefect_api_url}):
+        block.save(name, overwrite=True)
+    print(
+        f"created Power BI dataset {block.dataset_id} for contract {contract_name}; "
+        f"saved block {name}"
+    )
+    return block.dataset_id

@@ -1,0 +1,51 @@
+"""`python -m powerbi_standin --port 8765 --db PATH`: serve the stand-in on 127.0.0.1."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+import uvicorn
+
+from powerbi_standin.app import create_app
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m powerbi_standin",
+        description="Local stand-in for the Power BI push dataset API (for tests and demos).",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--db", type=Path, required=True, help="SQLite file for datasets and rows")
+    parser.add_argument(
+        "--client",
+        action="append",
+        default=[],
+        metavar="ID:SECRET",
+        help="a client the token endpoint accepts (repeatable; default: any client)",
+    )
+    parser.add_argument(
+        "--static-token-file",
+        type=Path,
+        help="file holding a bearer token always accepted (a file, to keep it out of `ps`)",
+    )
+    parser.add_argument("--log-level", default="warning")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    clients: dict[str, str] | None = None
+    if args.client:
+        clients = dict(entry.split(":", 1) for entry in args.client)
+    static_token = None
+    if args.static_token_file is not None:
+        static_token = args.static_token_file.read_text(encoding="utf-8").strip() or None
+    app = create_app(args.db, clients=clients, static_token=static_token)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+"""Routes for tests and the demo, not part of the service: `/_standin/...` and the page at `/`.
+
+Datasets with their counts and latest rows, registering a dataset with a known id, key and
+limits, deleting rows, queueing faults, revoking tokens.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from powerbi_standin.faults import parse_fault
+from powerbi_standin.httpio import error_response, read_admin_json
+from powerbi_standin.limits import Limits
+from powerbi_standin.page import render_page
+from powerbi_standin.service import new_push_key
+from powerbi_standin.state import StandIn
+from powerbi_standin.store import Dataset
+from powerbi_standin.validation import (
+    DEFAULT_MODES,
+    Rejected,
+    parse_dataset_definition,
+    parse_table,
+)
+
+PAGE_LATEST_ROWS = 5
+DEFAULT_GROUP = "standin"
+
+
+def register_body(body: Any, limits: Limits) -> Dataset:
+    """A dataset from a `POST /_standin/datasets` body (tests: known id, key and limits)."""
+    if not isinstance(body, dict):
+        raise Rejected("the body must be a JSON object")
+    dataset_id = body.get("id") or str(uuid.uuid4())
+    key = body.get("key") or new_push_key()
+    if not isinstance(dataset_id, str) or not isinstance(key, str):
+        raise Rejected("id and key must be strings")
+    mode_value = body.get("defaultMode") or ("Streaming" if body.get("streaming_only") else "Push")
+    mode = DEFAULT_MODES.get(str(mode_value).lower())
+    if mode is None:
+        raise Rejected(f"defaultMode {mode_value!r} is not one of {sorted(DEFAULT_MODES.values())}")
+    if "tables" in body:
+        _, _, tables = parse_dataset_definition(
+            {"name": body.get("name", dataset_id), "tables": body["tables"]}, limits
+        )
+    else:
+        tables = (
+            parse_table(
+                {"name": body.get("table", "RealTimeData"), "columns": body.get("columns")}, limits
+            ),
+        )
+    overrides = body.get("limits") or {}
+    if not isinstance(overrides, dict):
+        raise Rejected("limits must be an object")
+    try:
+        limits.with_overrides(overrides)
+    except ValueError as error:
+        raise Rejected(str(error)) from None
+    return Dataset(
+        id=dataset_id,
+        name=str(body.get("name") or dataset_id),
+        group_id=str(body.get("group") or DEFAULT_GROUP),
+        push_key=key,
+        default_mode=mode,
+        tables=tables,
+        limit_overrides=dict(overrides),
+    )
+
+
+def add_admin_routes(app: FastAPI, state: StandIn) -> None:
+    def summary(dataset: Dataset) -> dict[str, Any]:
+        traffic = state.traffic_of(dataset.id)
+        return {
+            **dataset.public(),
+            "rows": state.store.row_count(dataset.id),
+            "pending": traffic.pending,
+            "posts_last_minute": traffic.posts.total(),
+            "rows_last_hour": traffic.rows.total(),
+        }
+
+    @app.get("/_standin/datasets")
+    async def list_datasets() -> Response:
+        return JSONResponse({"datasets": [summary(d) for d in state.store.datasets()]})
+
+    @app.post("/_standin/datasets")
+    async def register_dataset(request: Request) -> Response:
+        try:
+            dataset = register_body(await read_admin_json(request), state.limits)
+        except Rejected as rejected:
+            return error_response(rejected.status, rejected.code, rejected.message)
+        state.store.put_dataset(dataset)
+        state.traffic.pop(dataset.id, None)
+        return JSONResponse(
+            {"id": dataset.id, "key": dataset.push_key, "name": dataset.name}, status_code=201
+        )
+
+    @app.get("/_standin/datasets/{dataset_id}")
+    async def get_dataset(dataset_id: str) -> Response:
+        dataset = state.store.dataset(dataset_id)
+        if dataset is None:
+            return error_response(404, "ItemNotFound", f"dataset {dataset_id} does not exist")
+        return JSONResponse(summary(dataset))
+
+    @app.get("/_standin/datasets/{dataset_id}/rows")
+    async def get_rows(dataset_id: str, limit: int = 100) -> Response:
+        if state.store.dataset(dataset_id) is None:
+            return error_response(404, "ItemNotFound", f"dataset {dataset_id} does not exist")
+        latest = state.store.latest_rows(dataset_id, max(0, min(limit, 2_000_000)))
+        return JSONResponse(
+            {
+                "dataset_id": dataset_id,
+                "count": state.store.row_count(dataset_id),
+                "rows": [entry["row"] for entry in reversed(latest)],
+            }
+        )
+
+    @app.delete("/_standin/datasets/{dataset_id}/rows")
+    async def delete_rows(dataset_id: str) -> Response:
+        state.traffic.pop(dataset_id, None)
+        return JSONResponse({"deleted": state.store.delete_rows(dataset_id)})
+
+    @app.post("/_standin/faults")
+    async def queue_fault(request: Request) -> Response:
+        try:
+            dataset_id, fault = parse_fault(await read_admin_json(request))
+        except (Rejected, ValueError) as error:
+            return error_response(400, "InvalidRequest", str(error))
+        state.faults.add(dataset_id, fault)
+        return JSONResponse({"queued": state.faults.pending()}, status_code=201)
+
+    @app.delete("/_standin/faults")
+    async def clear_faults() -> Response:
+        state.faults.clear()
+        return JSONResponse({"queued": []})
+
+    @app.delete("/_standin/tokens")
+    async def revoke_tokens() -> Response:
+        return JSONResponse({"revoked": state.issuer.revoke_all()})
+
+    @app.get("/", response_class=HTMLResponse)
+    async def page() -> Response:
+        datasets = state.store.datasets()
+        return HTMLResponse(
+            render_page(
+                [
+                    (
+                        d,
+                        state.store.row_count(d.id),
+                        state.store.latest_rows(d.id, PAGE_LATEST_ROWS),
+                    )
+                    for d in datasets
+                ]
+            )
+        )

@@ -1,0 +1,43 @@
+"""What the stand-in holds while it runs: the store, the limits, tokens, faults and traffic.
+
+Everything but the store is in memory and starts empty after a restart, as the service's own
+throttling state would.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from powerbi_standin.faults import FaultQueue
+from powerbi_standin.limits import Clock, Limits, SlidingWindow
+from powerbi_standin.store import Dataset, Store
+from powerbi_standin.tokens import TokenIssuer
+
+
+@dataclass
+class Traffic:
+    """One dataset's rate state: POSTs in the last minute, rows in the last hour, in flight."""
+
+    posts: SlidingWindow
+    rows: SlidingWindow
+    pending: int = 0
+
+
+@dataclass
+class StandIn:
+    store: Store
+    limits: Limits
+    issuer: TokenIssuer
+    clock: Clock
+    faults: FaultQueue = field(default_factory=FaultQueue)
+    traffic: dict[str, Traffic] = field(default_factory=dict)
+
+    def traffic_of(self, dataset_id: str) -> Traffic:
+        if dataset_id not in self.traffic:
+            self.traffic[dataset_id] = Traffic(
+                SlidingWindow(60.0, self.clock), SlidingWindow(3600.0, self.clock)
+            )
+        return self.traffic[dataset_id]
+
+    def limits_of(self, dataset: Dataset) -> Limits:
+        return self.limits.with_overrides(dataset.limit_overrides)
