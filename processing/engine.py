@@ -42,10 +42,14 @@ def _format_limit(value: float | None) -> str:
 
 def _check_messages(contract: Contract, present: list[str]) -> pl.DataFrame:
     """(column, check) -> reason text, whether to quote the value, and its order in a row."""
+    # order: a row's reasons follow the contract's column order; a row check comes right
+    # after the checks of the column it reports on
     rows: list[tuple[str, str, str, bool, int]] = [("row", "field_count", "", False, -1)]
-    for order, spec in enumerate(contract.columns):
+    position = {name: 2 * index for index, name in enumerate(contract.column_names)}
+    for spec in contract.columns:
         if spec.name not in present:
             continue
+        order = position[spec.name]
         rows.append((spec.name, "required", "required value missing", False, order))
         rows.append((spec.name, "type", TYPE_MESSAGES[spec.type], True, order))
         rows.append((spec.name, "min", f"below the minimum {_format_limit(spec.min)}", True, order))
@@ -53,8 +57,7 @@ def _check_messages(contract: Contract, present: list[str]) -> pl.DataFrame:
         rows.append((spec.name, "allowed", spec.message or _allowed_message(spec), True, order))
         rows.append((spec.name, "unique", "id already used by an earlier row", True, order))
     for rule in contract.row_checks:
-        order = len(contract.columns) + contract.row_checks.index(rule)
-        rows.append((rule.column, rule.name, rule.message, True, order))
+        rows.append((rule.column, rule.name, rule.message, True, position[rule.column] + 1))
     return pl.DataFrame(
         rows, schema=["column", "check", "text", "show_value", "order"], orient="row"
     )
@@ -70,7 +73,10 @@ def _schema_check_names(schema: pa.DataFrameSchema) -> pl.DataFrame:
     rows: list[tuple[str | None, int, str, str | None]] = []
     for column_name, column in schema.columns.items():
         rows.extend((column_name, number, check.name, None) for number, check in enumerate(column.checks))
-    rows.extend((None, number, check.name, check.owner) for number, check in enumerate(schema.checks))
+    # failures of dataframe-level checks name the schema where a column's name would be
+    rows.extend(
+        (schema.name, number, check.name, check.owner) for number, check in enumerate(schema.checks)
+    )
     return pl.DataFrame(
         rows,
         schema={"column": pl.String, "check_number": pl.Int32, "name": pl.String, "owner": pl.String},
@@ -175,7 +181,7 @@ class ChunkEngine:
             cases = errors.failure_cases.filter(pl.col("index").is_not_null())
             return cases.join(self.check_names, on=["column", "check_number"], how="left").select(
                 row=pl.col("index").cast(pl.UInt32),
-                column=pl.col("column").fill_null(pl.col("owner")),
+                column=pl.coalesce(pl.col("owner"), pl.col("column")),
                 check=pl.when(pl.col("check") == "not_nullable")
                 .then(pl.lit("required"))
                 .otherwise(pl.col("name").fill_null(pl.col("check"))),

@@ -79,11 +79,12 @@ def parse_chunk(data: bytes, first_line: int, layout: Layout) -> ParsedChunk:
     starts, empty = _record_starts(data)
     lines = first_line + _breaks_before(data, starts)
     keep = ~empty
+    nonempty = np.flatnonzero(keep)  # pyarrow numbers records without the empty lines
     ragged: list[RaggedRow] = []
     for number, fields, text in invalid:
-        index = number - 1
-        if index < 0 or index >= len(keep):
+        if number is None or not 1 <= number <= len(nonempty):
             return _parse_with_csv_module(data, first_line, layout)
+        index = int(nonempty[number - 1])
         keep[index] = False
         if text.strip():
             ragged.append(RaggedRow(line=int(lines[index]), fields=fields, text=text))

@@ -36,3 +36,9 @@ def test_a_quote_inside_an_unquoted_field_falls_back_to_the_exact_parser() -> No
     parsed = parse_chunk(data, 2, LAYOUT)
     assert parsed.frame["_line"].to_list()[-1] == 3
     assert parsed.frame["c"].to_list()[-1] == "6"
+
+
+def test_line_numbers_stay_right_after_empty_and_blank_lines() -> None:
+    parsed = parse_chunk(b"\n1,2,3\n4,5\n \t \n\n7,8,9\n", 2, LAYOUT)
+    assert parsed.frame["_line"].to_list() == [3, 7]
+    assert [(r.line, r.fields) for r in parsed.ragged] == [(4, 2)]
