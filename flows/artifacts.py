@@ -42,6 +42,11 @@ def summary_markdown(report: dict[str, object]) -> str:
         lines += [f"| {column} | {check} | {count} |" for count, column, check in top]
     if report.get("ignored_columns"):
         lines += ["", f"Ignored columns: {', '.join(map(str, report['ignored_columns']))[:500]}"]
+    if report.get("powerbi_destination"):
+        lines += ["", f"Power BI: {report.get('powerbi_rows')} rows in {report.get('powerbi_batches')} "
+                  f"POSTs to `{report['powerbi_destination']}`"]
+    elif report.get("powerbi_skipped"):
+        lines += ["", f"Power BI: skipped ({report['powerbi_skipped']})"]
     outputs = report.get("outputs") or {}
     if outputs:
         lines += ["", "## Outputs", ""] + [f"- {kind}: `{uri}`" for kind, uri in outputs.items()]

@@ -1,6 +1,6 @@
 """process_object: one object of the raw bucket, from fetch to clean outputs and a report.
 
-    fetch -> validate -> clean -> export-csv        (export-powerbi joins in issue 4)
+    fetch -> validate -> clean -> export-csv ∥ export-powerbi -> write-report
 
 Idempotent per object version: the report in `processed/_reports/` records the eTag it was
 made from; a run that finds it ends early (Completed) and writes nothing. Duplicate
@@ -26,6 +26,7 @@ from urllib3.exceptions import HTTPError
 
 from flows import store
 from flows.artifacts import publish_artifacts
+from flows.export_powerbi import export_powerbi
 from ivi.settings import Settings
 from processing.contract import Contract, ContractError, contract_for_key, load_contract
 from processing.errors import FileRejected
@@ -212,11 +213,16 @@ def _process_version(
             publish_artifacts(document, None)
             return Failed(message=f"{version.key} rejected: {reason}")
         rejected_local = Path(report.outputs["rejected"]) if "rejected" in report.outputs else None
-        outputs = export_csv(client, settings, report, keys)
+        csv_future = export_csv.submit(client, settings, report, keys)
+        powerbi_future = export_powerbi.submit(
+            Path(report.outputs["csv"]), contract, report.columns, f"{version.bucket}/{version.key}@{version.etag}"
+        )
+        outputs = csv_future.result()
+        powerbi = powerbi_future.result()
         body = report.to_dict()
         body.pop("source", None)
         document.update(body)
-        document.update(status="processed", outputs=outputs)
+        document.update(status="processed", outputs=outputs, **powerbi.as_report())
         document["duration_s"] = round(time.perf_counter() - started, 3)
         outputs["report"] = write_report(client, settings, keys, document)
         publish_artifacts(document, rejected_local)
