@@ -76,8 +76,9 @@ def parse_chunk(data: bytes, first_line: int, layout: Layout) -> ParsedChunk:
         )
     except (pa.ArrowInvalid, OverflowError):
         return _parse_with_csv_module(data, first_line, layout)
-    starts, empty = _record_starts(data)
-    lines = first_line + _breaks_before(data, starts)
+    breaks = line_breaks(data)
+    starts, empty = _record_starts(data, breaks)
+    lines = first_line + _breaks_before(breaks, starts)
     keep = ~empty
     nonempty = np.flatnonzero(keep)  # pyarrow numbers records without the empty lines
     ragged: list[RaggedRow] = []
@@ -96,33 +97,40 @@ def parse_chunk(data: bytes, first_line: int, layout: Layout) -> ParsedChunk:
     return ParsedChunk(frame=frame, ragged=ragged)
 
 
-def _record_starts(data: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """Start offset of every record and whether it is empty, as pyarrow numbers records.
+def line_breaks(data: bytes) -> np.ndarray:
+    """Offsets of every physical line break: `\\n`, a lone `\\r`, and the `\\n` of `\\r\\n`.
+
+    One byte mask at a time: the chunk is megabytes long and each mask costs its size again.
+    """
+    arr = np.frombuffer(data, dtype=np.uint8)
+    newlines = np.flatnonzero(arr == 10)
+    if b"\r" not in data:
+        return newlines
+    returns = np.flatnonzero(arr == 13)
+    followed_by_newline = returns + 1 < len(arr)
+    followed_by_newline[followed_by_newline] = arr[returns[followed_by_newline] + 1] == 10
+    return np.union1d(newlines, returns[~followed_by_newline])
+
+
+def _record_starts(data: bytes, breaks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start offset of every record and whether it is empty, as pyarrow sees records.
 
     A record ends at a line break outside quotes; the empty record after a final line break
     is not a record.
     """
     arr = np.frombuffer(data, dtype=np.uint8)
-    is_nl = arr == 10
-    is_cr = arr == 13
-    crlf_cr = np.zeros_like(is_cr)
-    crlf_cr[:-1] = is_cr[:-1] & is_nl[1:]
-    breaks = np.flatnonzero(is_nl | (is_cr & ~crlf_cr))
-    quotes = np.flatnonzero(arr == 34)
+    quotes = np.flatnonzero(arr == 34) if b'"' in data else np.empty(0, dtype=np.intp)
     ends = breaks[(np.searchsorted(quotes, breaks) & 1) == 0]
     starts = np.concatenate(([0], ends + 1))
-    content_ends = np.concatenate((ends - crlf_cr[ends - 1].astype(np.int64) * (ends > 0), [len(arr)]))
+    # a record's content stops before its `\r\n`
+    crlf = (ends > 0) & (arr[ends] == 10) & (arr[np.maximum(ends - 1, 0)] == 13)
+    content_ends = np.concatenate((ends - crlf, [len(arr)]))
     if starts[-1] >= len(arr):  # nothing after the last break
         starts, content_ends = starts[:-1], content_ends[:-1]
     return starts, content_ends <= starts
 
 
-def _breaks_before(data: bytes, offsets: np.ndarray) -> np.ndarray:
-    arr = np.frombuffer(data, dtype=np.uint8)
-    is_nl = arr == 10
-    lone_cr = arr == 13
-    lone_cr[:-1] &= ~is_nl[1:]
-    breaks = np.flatnonzero(is_nl | lone_cr)
+def _breaks_before(breaks: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return np.searchsorted(breaks, offsets)
 
 

@@ -1,0 +1,104 @@
+"""Apply the project's Prefect configuration to a running server, idempotently.
+
+Run as `python -m deployments.apply` in a process whose Prefect settings point at the server
+(`ivi up` starts it with the right environment). In order:
+
+1. the `local-process` work pool (created once, with the process worker's default template);
+2. the blocks (`blocks/register.py`: secrets from the settings, never from prefect.yaml);
+3. `prefect deploy --all` of `prefect.yaml` (deployments, triggers, schedules; a second run
+   changes nothing but the trigger automations' ids, which Prefect recreates);
+4. orphan automations removed: `prefect deployment delete` leaves a deleted deployment's
+   trigger automation behind, and its action would fail on every matching event.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from uuid import UUID
+
+from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+from prefect.workers.process import ProcessWorker
+
+from blocks.register import register_blocks
+from ivi.settings import REPO_ROOT, Settings
+
+WORK_POOL = "local-process"
+PREFECT_FILE = REPO_ROOT / "prefect.yaml"
+
+
+def ensure_work_pool(client: SyncPrefectClient, name: str = WORK_POOL) -> bool:
+    """Create the process work pool when absent; True when it was created."""
+    try:
+        client.read_work_pool(name)
+        return False
+    except ObjectNotFound:
+        pass
+    try:
+        client.create_work_pool(
+            WorkPoolCreate(
+                name=name,
+                type=ProcessWorker.type,
+                base_job_template=ProcessWorker.get_default_base_job_template(),
+            )
+        )
+    except ObjectAlreadyExists:  # the worker, started at the same time, created it
+        return False
+    return True
+
+
+def deploy_all(prefect_file: Path = PREFECT_FILE) -> None:
+    """`prefect deploy --all`, from the repository root (recorded as the flows' working dir)."""
+    subprocess.run(
+        [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all",
+         "--prefect-file", str(prefect_file)],
+        cwd=prefect_file.parent,
+        check=True,
+    )
+
+
+def delete_orphan_automations(client: SyncPrefectClient) -> list[str]:
+    """Delete automations that run a deployment which no longer exists; return their names.
+
+    The server does not return an automation's `owner_resource`, so the link is read from the
+    automation's own run-deployment actions.
+    """
+    deleted: list[str] = []
+    for automation in client.read_automations():
+        actions = [*automation.actions, *automation.actions_on_trigger, *automation.actions_on_resolve]
+        targets = {
+            deployment_id
+            for action in actions
+            if isinstance(deployment_id := getattr(action, "deployment_id", None), UUID)
+        }
+        if targets and not all(_deployment_exists(client, target) for target in targets):
+            client.delete_automation(automation.id)
+            deleted.append(automation.name)
+    return deleted
+
+
+def _deployment_exists(client: SyncPrefectClient, deployment_id: UUID) -> bool:
+    try:
+        client.read_deployment(deployment_id)
+    except ObjectNotFound:
+        return False
+    return True
+
+
+def apply(settings: Settings) -> None:
+    with get_client(sync_client=True) as client:
+        if ensure_work_pool(client):
+            print(f"created work pool {WORK_POOL}")
+    for name in register_blocks(settings):
+        print(f"saved block {name}")
+    deploy_all()
+    with get_client(sync_client=True) as client:
+        for name in delete_orphan_automations(client):
+            print(f"deleted orphan automation {name!r}")
+
+
+if __name__ == "__main__":
+    apply(Settings())

@@ -1,0 +1,134 @@
+"""A pre-warmed Prefect engine: flow runs start in milliseconds instead of seconds.
+
+The process worker starts one process per flow run (`python -m prefect.engine`), and that
+process spends several seconds importing Prefect, polars, pyarrow and Pandera before the
+flow's first line: more than the whole upload-to-report budget. This server imports all of
+that once, then forks a child per flow run. Each run still gets a process of its own (a crash
+or a kill takes down that run only), but starts with its imports done.
+
+    worker --(job command)--> prewarmed_start.py --(unix socket)--> this server --fork--> run
+
+Nothing here changes what a run does: the child executes `prefect.engine` as `__main__`,
+exactly what the worker would have started, with the environment and standard streams of the
+launcher the worker started. When the server is not running the launcher runs the engine
+itself, so the pipeline works (slower) without it.
+"""
+
+from __future__ import annotations
+
+import array
+import json
+import os
+import runpy
+import signal
+import socket
+import struct
+import sys
+import threading
+from pathlib import Path
+
+MAX_MESSAGE = 1 << 20
+_LENGTH = struct.Struct("!I")
+
+
+def _prewarm() -> None:
+    """Import what every flow run needs, without starting threads or connections."""
+    import prefect.engine  # noqa: F401
+    import prefect.flow_engine  # noqa: F401
+
+    import flows.backfill  # noqa: F401
+    import flows.process_object  # noqa: F401
+
+
+def _receive_request(connection: socket.socket) -> tuple[dict[str, object], list[int]]:
+    fds = array.array("i")
+    data, ancillary, _flags, _address = connection.recvmsg(
+        MAX_MESSAGE, socket.CMSG_LEN(3 * fds.itemsize)
+    )
+    for level, kind, payload in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
+    (length,) = _LENGTH.unpack_from(data)
+    body = data[_LENGTH.size :]
+    while len(body) < length:
+        more = connection.recv(length - len(body))
+        if not more:
+            raise ConnectionError("launcher went away")
+        body += more
+    return json.loads(body), list(fds)
+
+
+def _run_engine_in_child(request: dict[str, object], fds: list[int], listener: socket.socket) -> None:
+    """In the forked child: become the launcher's flow-run process and run the engine."""
+    listener.close()
+    for target, fd in enumerate(fds[:3]):
+        os.dup2(fd, target)
+    for fd in fds:
+        os.close(fd)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    os.chdir(str(request["cwd"]))
+    os.environ.clear()
+    os.environ.update({str(k): str(v) for k, v in dict(request["env"]).items()})  # type: ignore[arg-type]
+    sys.argv = ["prefect.engine", *[str(a) for a in list(request["args"])]]  # type: ignore[arg-type]
+    code = 0
+    try:
+        runpy.run_module("prefect.engine", run_name="__main__", alter_sys=True)
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    except BaseException:  # noqa: BLE001 - the run's own logging has reported it
+        code = 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(code)
+
+
+def _serve_one(connection: socket.socket, listener: socket.socket) -> None:
+    """Fork a run for one launcher; a thread reports its exit code back and closes up."""
+    try:
+        request, fds = _receive_request(connection)
+    except BaseException:
+        connection.close()
+        raise
+    pid = os.fork()
+    if pid == 0:
+        connection.close()
+        _run_engine_in_child(request, fds, listener)
+    for fd in fds:
+        os.close(fd)
+
+    def report_exit() -> None:
+        with connection:
+            try:
+                connection.sendall(_LENGTH.pack(pid))
+            except OSError:
+                pass
+            _pid, status = os.waitpid(pid, 0)
+            try:
+                connection.sendall(_LENGTH.pack(os.waitstatus_to_exitcode(status) & 0xFFFFFFFF))
+            except OSError:
+                pass  # the launcher was killed; the worker already knows
+
+    threading.Thread(target=report_exit, name=f"run-{pid}", daemon=True).start()
+
+
+def serve(socket_path: Path) -> None:
+    _prewarm()
+    socket_path.parent.mkdir(parents=True, exist_ok=True)
+    socket_path.unlink(missing_ok=True)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(socket_path))
+    os.chmod(socket_path, 0o600)
+    listener.listen(64)
+    print(f"pre-warmed engine ready on {socket_path}", flush=True)
+    while True:
+        connection, _ = listener.accept()
+        try:
+            _serve_one(connection, listener)
+        except (OSError, ValueError, ConnectionError) as error:
+            print(f"launcher request failed: {error}", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    serve(Path(sys.argv[1]))

@@ -1,0 +1,203 @@
+"""The relay: an object store's webhook in, one Prefect event per new raw CSV out.
+
+Prefect OSS has no inbound webhooks, but its server takes events (`POST /api/events`), and a
+deployment trigger turns `minio.object.created` into a `process_object` run. This app sits in
+between; it imports nothing of the pipeline and talks to Prefect over plain HTTP.
+
+Answers, chosen for MinIO's delivery semantics (with `queue_dir` it retries the oldest
+undelivered event every 3 s, forever, on any non-2xx answer, blocking everything behind it):
+
+- 401: no or wrong bearer token (checked before the body is read).
+- 413: body larger than `IVI_RELAY_MAX_BODY_BYTES` (counted while reading the stream).
+- 400: a body that is not a JSON object. Neither MinIO nor SeaweedFS ever sends one, so it
+  can only come from a misconfigured sender, which should hear about it.
+- 200: everything well-formed, whether it started runs or was ignored (deletes, folders,
+  multipart parts, other buckets, other suffixes, liveness pings, unknown shapes).
+- 503: Prefect's API unreachable, timing out, or answering 5xx, 429, 401 or 403: a transient
+  failure (or a misconfiguration to fix) the store should retry. Any other Prefect answer is logged and the event dropped (retrying a
+  request Prefect refuses would only block the store's queue; the reconcile schedule
+  catches the object up).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+from deployments.store_events import (
+    CreatedObject,
+    Ignored,
+    Outcome,
+    minio_outcomes,
+    seaweedfs_outcomes,
+    should_trigger,
+)
+from ivi.settings import Settings
+
+log = logging.getLogger("ivi.relay")
+
+PREFECT_TIMEOUT_SECONDS = 10.0
+# An oversized body is drained up to this many bytes (so the sender reads our 413 instead
+# of a reset connection), then the connection is dropped.
+DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
+
+Parser = Callable[[Mapping[str, Any]], Iterable[Outcome]]
+
+
+class PrefectUnavailable(Exception):
+    """Prefect's API could not take the events now; the store should retry."""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The relay for these settings (tests build one pointing at other ports)."""
+    settings = settings or Settings()
+    _log_to_stderr_when_unconfigured()
+    token = settings.webhook_token.get_secret_value().encode()
+    if not token:
+        log.warning("IVI_WEBHOOK_TOKEN is empty: every webhook call will be refused (401)")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with httpx.AsyncClient(timeout=PREFECT_TIMEOUT_SECONDS) as client:
+            app.state.prefect = client
+            yield
+
+    app = FastAPI(title="ivi relay", lifespan=lifespan, docs_url=None, redoc_url=None)
+
+    def authorized(request: Request) -> bool:
+        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+        if not token or scheme.lower() != "bearer":
+            return False
+        return hmac.compare_digest(credentials.strip().encode(), token)
+
+    async def handle(request: Request, parse: Parser) -> Response:
+        if not authorized(request):
+            return JSONResponse({"detail": "missing or wrong bearer token"}, status_code=401)
+        if request.method == "HEAD":
+            return Response(status_code=200)  # MinIO's liveness check
+        body = await read_capped(request, settings.relay_max_body_bytes)
+        if body is None:
+            return JSONResponse({"detail": "body too large"}, status_code=413)
+        if not body.strip():
+            return JSONResponse(
+                {"posted": [], "dropped": [], "ignored": [{"key": "", "reason": "empty body"}]}
+            )
+        try:
+            document = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return JSONResponse({"detail": "body is not JSON"}, status_code=400)
+        if not isinstance(document, dict):
+            return JSONResponse({"detail": "body is not a JSON object"}, status_code=400)
+
+        to_post: list[CreatedObject] = []
+        ignored: list[Ignored] = []
+        try:
+            outcomes = list(parse(document))
+        except Exception:  # a shape the parsers did not foresee must not become a 500
+            log.exception("could not read a well-formed JSON body; acknowledged and dropped")
+            outcomes = [Ignored("", "unreadable body (see the relay log)")]
+        for outcome in outcomes:
+            if isinstance(outcome, CreatedObject):
+                refusal = should_trigger(outcome, settings.raw_bucket)
+                if refusal is None:
+                    to_post.append(outcome)
+                    continue
+                outcome = refusal
+            ignored.append(outcome)
+        for item in ignored:
+            log.info("ignored %r: %s", item.key, item.reason)
+
+        events = [obj.prefect_event() for obj in to_post]
+        accepted = True
+        if events:
+            try:
+                accepted = await post_events(request.app.state.prefect, settings.prefect_api_url, events)
+            except PrefectUnavailable as error:
+                log.warning("Prefect unavailable, asking the store to retry: %s", error)
+                return JSONResponse({"detail": "Prefect API unavailable"}, status_code=503)
+            if accepted:
+                for obj, event in zip(to_post, events, strict=True):
+                    log.info("posted %s for %s/%s (event %s)", event["event"], obj.bucket, obj.key, event["id"])
+        sent = [{"key": o.key, "event_id": e["id"]} for o, e in zip(to_post, events, strict=True)]
+        return JSONResponse(
+            {
+                "posted": sent if accepted else [],
+                "dropped": [] if accepted else sent,
+                "ignored": [{"key": i.key, "reason": i.reason} for i in ignored],
+            }
+        )
+
+    @app.api_route("/minio/events", methods=["POST", "HEAD"])
+    async def minio_events(request: Request) -> Response:
+        """MinIO's webhook target (`notify_webhook` with `auth_token`)."""
+        return await handle(request, minio_outcomes)
+
+    @app.api_route("/seaweedfs/events", methods=["POST", "HEAD"])
+    async def seaweedfs_events(request: Request) -> Response:
+        """SeaweedFS' filer webhook (`[notification.webhook]` with `bearer_token`)."""
+        return await handle(request, seaweedfs_outcomes)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+async def read_capped(request: Request, limit: int) -> bytes | None:
+    """The body, or None when it exceeds `limit` bytes, whatever Content-Length claimed.
+
+    Past the limit the rest is read and thrown away (up to DRAIN_LIMIT_BYTES) so the sender
+    gets the 413 rather than a reset connection; memory never holds more than `limit`.
+    """
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total <= limit:
+            chunks.append(chunk)
+        elif total > DRAIN_LIMIT_BYTES:
+            break
+    return b"".join(chunks) if total <= limit else None
+
+
+async def post_events(client: httpx.AsyncClient, api_url: str, events: list[dict[str, Any]]) -> bool:
+    """`POST /api/events`: True when Prefect took them, False when it refused them for good;
+    PrefectUnavailable for anything worth a retry."""
+    try:
+        response = await client.post(f"{api_url}/events", json=events)
+    except httpx.HTTPError as error:
+        raise PrefectUnavailable(f"{type(error).__name__} calling {api_url}/events") from error
+    # 401/403: the relay is misconfigured for this server, which a fix makes transient.
+    if response.status_code >= 500 or response.status_code in (401, 403, 429):
+        raise PrefectUnavailable(f"{api_url}/events answered {response.status_code}")
+    if response.status_code >= 300:
+        log.error(
+            "Prefect refused %d event(s) with %d, dropped (reconcile will catch up): %s",
+            len(events),
+            response.status_code,
+            response.text[:500],
+        )
+        return False
+    return True
+
+
+def _log_to_stderr_when_unconfigured() -> None:
+    """uvicorn configures only its own loggers; give ours a handler so its lines reach the
+    service log. Nothing logged here ever contains the token or request headers."""
+    if not log.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+
+
+app = create_app()

@@ -1,0 +1,117 @@
+"""The Prefect part of the embedded stack: server, configuration, worker.
+
+Every Prefect process gets its own `PREFECT_HOME` under the data dir (profiles, SQLite
+database, logs), so the stack never reads or changes the user's `~/.prefect`, and two stacks
+(the user's and a test session's) never share a database.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+
+from ivi.processes import StackError
+from ivi.settings import REPO_ROOT, Settings
+
+SERVER = "prefect-server"
+WORKER = "worker"
+WORK_POOL = "local-process"  # also named in prefect.yaml
+
+
+def prefect_home(settings: Settings) -> str:
+    return str(settings.data_dir / "prefect")
+
+
+def env(settings: Settings) -> dict[str, str]:
+    """The environment of every Prefect process: ours, whatever the user's profile says."""
+    home = prefect_home(settings)
+    result = {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_")}
+    result.update(settings.child_env())
+    result.update(
+        {
+            "PREFECT_HOME": home,
+            "PREFECT_PROFILES_PATH": os.path.join(home, "profiles.toml"),
+            "PREFECT_API_URL": settings.prefect_api_url,
+            "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home}/prefect.db",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_WORKER_QUERY_SECONDS": str(settings.worker_query_seconds),
+            "PREFECT_CLI_PROMPT": "false",
+            # The project's blocks are saved (and their types registered) by
+            # blocks/register.py; registering every installed block type at start-up
+            # would add seconds to each server start.
+            "PREFECT_API_BLOCKS_REGISTER_ON_START": "false",
+            # Events are visible (UI, /api/events/filter) within half a second, not 5 s.
+            "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL": "0.5",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+        }
+    )
+    return result
+
+
+def server_command(settings: Settings) -> list[str]:
+    return [
+        sys.executable, "-m", "prefect", "server", "start",
+        "--host", settings.prefect_host, "--port", str(settings.prefect_port),
+    ]
+
+
+def worker_command(settings: Settings) -> list[str]:
+    return [
+        sys.executable, "-m", "prefect", "worker", "start",
+        "--pool", WORK_POOL, "--type", "process", "--name", f"ivi-{settings.prefect_port}",
+    ]
+
+
+def server_is_ready(settings: Settings) -> bool:
+    response = httpx.get(f"{settings.prefect_api_url}/health", timeout=2)
+    return response.status_code == 200 and response.json() is True
+
+
+def worker_is_ready(settings: Settings, since: float) -> bool:
+    """A worker of our pool sent a heartbeat after `since` (a Unix time)."""
+    response = httpx.post(
+        f"{settings.prefect_api_url}/work_pools/{WORK_POOL}/workers/filter", json={}, timeout=2
+    )
+    if response.status_code != 200:
+        return False
+    for worker in response.json():
+        beat = worker.get("last_heartbeat_time")
+        if beat and datetime.fromisoformat(beat.replace("Z", "+00:00")).timestamp() >= since - 1:
+            return True
+    return False
+
+
+def start_apply(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
+    """Start applying the work pool, blocks and deployments (`deployments/apply.py`).
+
+    A child process rather than a call: it needs Prefect imported with this stack's settings.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        log.write(f"\n--- {time.strftime('%Y-%m-%dT%H:%M:%S')} applying configuration\n".encode())
+        log.flush()
+        return subprocess.Popen(
+            [sys.executable, "-m", "deployments.apply"],
+            cwd=REPO_ROOT,
+            env=env(settings),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def finish_apply(process: subprocess.Popen[bytes], log_path: Path, timeout: float) -> None:
+    try:
+        returncode = process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise StackError(f"applying prefect.yaml and blocks timed out; see {log_path}") from None
+    if returncode != 0:
+        raise StackError(f"applying prefect.yaml and blocks failed; see {log_path}")

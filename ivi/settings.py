@@ -1,0 +1,160 @@
+"""The one place settings are read: the environment and `.env` in the repository root.
+
+Everything else receives a `Settings` object and passes it down; nothing re-reads
+`os.getenv`. Child processes started by `ivi up` get the same values through
+`Settings.child_env()`, so a test that builds its own `Settings` (other ports, another data
+dir) starts a stack that is entirely its own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ENV_FILE = REPO_ROOT / ".env"
+ENV_EXAMPLE_FILE = REPO_ROOT / ".env.example"
+ENV_PREFIX = "IVI_"
+GRPC_PORT_OFFSET = 10000  # SeaweedFS' own default: a gRPC port is its HTTP port + 10000
+
+
+class Settings(BaseSettings):
+    """Settings of the embedded stack, the relay and the flows (env prefix `IVI_`)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=ENV_FILE,
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,  # `IVI_DATA_DIR=` in .env means "the default", not ""
+        extra="ignore",
+    )
+
+    # Object store (SeaweedFS embedded, MinIO in docker-compose/production).
+    s3_host: str = "127.0.0.1"
+    s3_port: int = 9000
+    s3_secure: bool = False
+    s3_access_key: str = "ivi-local"
+    s3_secret_key: SecretStr = SecretStr("")
+    s3_region: str = "us-east-1"
+    raw_bucket: str = "raw"
+    processed_bucket: str = "processed"
+    quarantine_bucket: str = "quarantine"
+
+    # SeaweedFS' internal servers: every port pinned, because a busy one is silently replaced.
+    seaweed_master_port: int = 9333
+    seaweed_volume_port: int = 9340
+    seaweed_filer_port: int = 8888
+    seaweed_admin_port: int = 23646
+
+    # Relay (store webhook -> Prefect event).
+    webhook_token: SecretStr = SecretStr("")
+    relay_host: str = "127.0.0.1"
+    relay_port: int = 8000
+    relay_max_body_bytes: int = 1024 * 1024
+
+    # Prefect server and worker.
+    prefect_host: str = "127.0.0.1"
+    prefect_port: int = 4200
+    worker_query_seconds: float = 1.0
+
+    # Power BI stand-in (used by the export).
+    powerbi_port: int = 8765
+    # Power BI push datasets through the REST API (`ivi powerbi create-dataset`). Unset API
+    # URL and authority mean the local stand-in; an empty secret lets `ivi` make one up for it.
+    powerbi_api_url: str | None = None
+    powerbi_authority_host: str | None = None
+    powerbi_tenant_id: str = "ivi-local"
+    powerbi_client_id: str = "ivi-local"
+    powerbi_client_secret: SecretStr = SecretStr("")
+    powerbi_workspace_id: str = "ivi-local"
+
+    # Where the embedded stack keeps its data, pids and logs.
+    data_dir: Path = Field(default=REPO_ROOT / ".data")
+
+    # Derived URLs --------------------------------------------------------------------------
+    @property
+    def s3_address(self) -> str:
+        """`host:port` as the `minio` client wants it."""
+        return f"{self.s3_host}:{self.s3_port}"
+
+    @property
+    def s3_endpoint(self) -> str:
+        scheme = "https" if self.s3_secure else "http"
+        return f"{scheme}://{self.s3_address}"
+
+    @property
+    def prefect_ui_url(self) -> str:
+        return f"http://{self.prefect_host}:{self.prefect_port}"
+
+    @property
+    def prefect_api_url(self) -> str:
+        return f"{self.prefect_ui_url}/api"
+
+    @property
+    def relay_url(self) -> str:
+        return f"http://{self.relay_host}:{self.relay_port}"
+
+    @property
+    def powerbi_url(self) -> str:
+        return f"http://127.0.0.1:{self.powerbi_port}"
+
+    @property
+    def powerbi_api_base(self) -> str:
+        """The Power BI REST API base: the configured one, or the local stand-in."""
+        return (self.powerbi_api_url or self.powerbi_url).rstrip("/")
+
+    @property
+    def powerbi_authority(self) -> str:
+        """The Entra ID authority host: the configured one, or the local stand-in."""
+        return (self.powerbi_authority_host or self.powerbi_url).rstrip("/")
+
+    @property
+    def buckets(self) -> dict[str, str]:
+        return {
+            "raw": self.raw_bucket,
+            "processed": self.processed_bucket,
+            "quarantine": self.quarantine_bucket,
+        }
+
+    @property
+    def seaweed_ports(self) -> dict[str, int]:
+        """The HTTP port of every server in `weed mini`, by its flag name."""
+        return {
+            "s3.port": self.s3_port,
+            "master.port": self.seaweed_master_port,
+            "volume.port": self.seaweed_volume_port,
+            "filer.port": self.seaweed_filer_port,
+            "admin.port": self.seaweed_admin_port,
+        }
+
+    @property
+    def seaweed_grpc_ports(self) -> dict[str, int]:
+        """The gRPC ports `weed mini` derives (HTTP port + 10000).
+
+        Not passed as flags: in 4.48 the built-in admin worker dials admin.port + 10000
+        whatever `-admin.port.grpc` says. They are checked for being free instead.
+        """
+        return {f"{flag}.grpc": port + GRPC_PORT_OFFSET for flag, port in self.seaweed_ports.items()}
+
+    # Passing settings to child processes ---------------------------------------------------
+    def child_env(self) -> dict[str, str]:
+        """Every setting as an `IVI_*` variable (secrets included), for child processes only.
+
+        Environment variables win over `.env` in pydantic-settings, so a child sees exactly
+        this object's values even when the repository's `.env` says otherwise.
+        """
+        env: dict[str, str] = {}
+        for name, value in self.model_dump().items():
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            env[f"{ENV_PREFIX}{name.upper()}"] = str(value)
+        return env
+
+
+def load_settings() -> Settings:
+    """Read the settings from the environment and `.env` (the only reader in the project)."""
+    return Settings()

@@ -1,0 +1,92 @@
+"""Helpers for tests that run or talk to the embedded stack (imported by conftest and tests)."""
+
+from __future__ import annotations
+
+import random
+import secrets
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from ivi.settings import GRPC_PORT_OFFSET, Settings
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_ports(count: int, *, with_grpc: bool = False) -> list[int]:
+    """`count` distinct free ports (and, with_grpc, their SeaweedFS gRPC port + 10000 free too).
+
+    Drawn from 20000-29999, below the kernel's ephemeral range, so that no outgoing
+    connection grabs one between this check and the server's bind.
+    """
+    chosen: list[int] = []
+    candidates = list(range(20000, 30000))
+    random.shuffle(candidates)
+    for port in candidates:
+        if port in chosen or (port + GRPC_PORT_OFFSET) in chosen:
+            continue
+        if _bindable(port) and (not with_grpc or _bindable(port + GRPC_PORT_OFFSET)):
+            chosen.append(port)
+            if len(chosen) == count:
+                return chosen
+    raise RuntimeError("no free ports")
+
+
+def isolated_settings(data_dir: Path, **overrides: Any) -> Settings:
+    """Settings for a stack of its own: free ports, `data_dir`, fresh secrets, no `.env`."""
+    s3, master, volume, filer, admin = free_ports(5, with_grpc=True)
+    prefect, relay, powerbi = free_ports(3)
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "s3_port": s3,
+        "seaweed_master_port": master,
+        "seaweed_volume_port": volume,
+        "seaweed_filer_port": filer,
+        "seaweed_admin_port": admin,
+        "prefect_port": prefect,
+        "relay_port": relay,
+        "powerbi_port": powerbi,
+        "s3_access_key": f"test-{secrets.token_hex(4)}",
+        "s3_secret_key": SecretStr(secrets.token_urlsafe(24)),
+        "webhook_token": SecretStr(secrets.token_urlsafe(24)),
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def auth_headers(settings: Settings) -> dict[str, str]:
+    return {"Authorization": f"Bearer {settings.webhook_token.get_secret_value()}"}
+
+
+def prefect_events(settings: Settings, event_filter: dict[str, Any]) -> list[dict[str, Any]]:
+    """Events stored by the Prefect server that match `event_filter` (its EventFilter JSON)."""
+    response = httpx.post(
+        f"{settings.prefect_api_url}/events/filter", json={"filter": event_filter, "limit": 50}
+    )
+    response.raise_for_status()
+    events: list[dict[str, Any]] = response.json()["events"]
+    return events
+
+
+def wait_for_events(
+    settings: Settings, event_filter: dict[str, Any], *, count: int = 1, timeout: float = 20.0
+) -> list[dict[str, Any]]:
+    """Poll Prefect until `count` events match (events are persisted in batches)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        events = prefect_events(settings, event_filter)
+        if len(events) >= count or time.monotonic() > deadline:
+            return events
+        time.sleep(0.25)

@@ -1,0 +1,129 @@
+"""Upload to outputs on the running embedded stack: store -> relay -> Prefect -> flow."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from pathlib import Path
+from urllib.parse import quote_plus
+
+import httpx
+import pytest
+
+from flows.artifacts import artifact_key
+from ivi.settings import Settings
+from tests.pipeline_support import (
+    artifacts_with_key,
+    minio_event,
+    read_object,
+    run_deployment_now,
+    runs_that_processed,
+    upload,
+    wait_for_report,
+    wait_for_runs_to_finish,
+)
+from tests.stack_support import auth_headers
+
+pytestmark = pytest.mark.services
+
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data"
+VENDAS = (
+    "ID Venda;Data Venda;Cliente;Produto;Categoria;Quantidade;Preço Unitário;Valor Total;UF\n"
+    "1;05/01/2024;Ana;Caneta;Papelaria;2;R$ 1.234,56;2469,12;sp\n"
+    "2;2024-01-06;Bob;Lápis;Papelaria;1;10;10;XX\n"
+    "1;05/01/2024;Ana;Caneta;Papelaria;2;R$ 1.234,56;2469,12;sp\n"
+)
+
+
+def test_an_upload_becomes_clean_outputs_a_report_and_artifacts(stack: Settings) -> None:
+    data = (SAMPLES / "mock.csv").read_bytes()
+    etag = upload(stack, "clientes/e2e/mock.csv", data)
+    report = wait_for_report(stack, "clientes/e2e/mock.csv", etag)
+    assert report["status"] == "processed"
+    assert (report["input_rows"], report["exported_rows"], report["quarantined_rows"]) == (10, 10, 0)
+    assert report["source_bucket"] == stack.raw_bucket and report["flow_run_id"]
+    clean = read_object(stack, stack.processed_bucket, "clientes/e2e/mock.csv").decode("utf-8")
+    assert clean.splitlines()[1] == "1001,29,M,Solteiro,3500.0,12,5,150.0,2,8,0"
+    rows = json.loads(read_object(stack, stack.processed_bucket, "clientes/e2e/mock.json"))
+    assert len(rows) == 10 and rows[5]["estado_civil"] == "Viúvo"
+    wait_for_runs_to_finish(stack, "clientes/e2e/mock.csv")
+    assert artifacts_with_key(stack, artifact_key("report", "clientes/e2e/mock.csv"))
+    assert artifacts_with_key(stack, artifact_key("rejected", "clientes/e2e/mock.csv"))
+
+
+def test_bad_rows_go_to_quarantine_with_their_reasons(stack: Settings) -> None:
+    key = "vendas/e2e/messy.csv"
+    etag = upload(stack, key, VENDAS.encode("cp1252"))
+    report = wait_for_report(stack, key, etag)
+    assert (report["exported_rows"], report["quarantined_rows"], report["duplicate_rows"]) == (1, 1, 1)
+    assert report["encoding"] == "windows-1252"
+    rejected = list(csv.DictReader(io.StringIO(read_object(stack, stack.quarantine_bucket, "vendas/e2e/messy.rejected.csv").decode())))
+    assert rejected[0]["_line"] == "3"
+    assert rejected[0]["_errors"] == "uf: not a Brazilian state code ('XX')"
+
+
+def test_repeated_event_is_processed_once(stack: Settings) -> None:
+    key = "vendas/e2e/repeated.csv"
+    data = VENDAS.encode("utf-8")
+    etag = upload(stack, key, data)
+    body = minio_event(stack, quote_plus(key, safe="/"), etag, len(data))
+    for _ in range(3):
+        answer = httpx.post(f"{stack.relay_url}/minio/events", json=body, headers=auth_headers(stack))
+        assert answer.status_code in (200, 202, 204)
+    wait_for_report(stack, key, etag)
+    # the store's own event and the three identical deliveries (one event id: Prefect keeps one)
+    runs = wait_for_runs_to_finish(stack, key, at_least=2)
+    assert len(runs_that_processed(runs)) == 1  # exactly one run did the work
+    assert all(r["state_type"] == "COMPLETED" for r in runs)
+
+
+def test_a_new_version_of_the_object_is_processed_again(stack: Settings) -> None:
+    key = "vendas/e2e/versioned.csv"
+    first = upload(stack, key, VENDAS.encode("utf-8"))
+    assert wait_for_report(stack, key, first)["exported_rows"] == 1
+    second = upload(stack, key, (VENDAS + "3;2024-01-07;Caio;Lápis;Papelaria;1;10;10;MG\n").encode())
+    assert second != first
+    report = wait_for_report(stack, key, second)
+    assert report["exported_rows"] == 2
+    assert len(read_object(stack, stack.processed_bucket, "vendas/e2e/versioned.csv").splitlines()) == 3
+
+
+def test_keys_with_spaces_accents_plus_and_parentheses(stack: Settings) -> None:
+    key = "vendas/e2e/relatório de vendas (nov)+extra.csv"
+    etag = upload(stack, key, VENDAS.encode("utf-8"))
+    report = wait_for_report(stack, key, etag)
+    assert report["source_key"] == key
+    assert read_object(stack, stack.processed_bucket, "vendas/e2e/relatório de vendas (nov)+extra.json")
+
+
+def test_a_file_that_is_not_a_table_is_quarantined_untouched_and_its_run_fails(stack: Settings) -> None:
+    key = "vendas/e2e/not-a-table.csv"
+    data = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256))
+    etag = upload(stack, key, data)
+    report = wait_for_report(stack, key, etag)
+    assert report["status"] == "rejected"
+    assert report["reason"].startswith("not a text file")
+    assert read_object(stack, stack.quarantine_bucket, key) == data
+    runs = wait_for_runs_to_finish(stack, key)
+    failed = [r for r in runs if r["state_type"] == "FAILED"]
+    assert failed and "not a text file" in failed[0]["state"]["message"]
+
+
+def test_the_reconcile_processes_a_file_whose_event_was_lost(stack: Settings) -> None:
+    from ivi import stack as ivi_stack
+    from ivi.processes import running, stop
+
+    relay = ivi_stack.files(stack, "relay")
+    assert running(relay) is not None
+    stop([relay], timeout=10)
+    try:
+        key = "vendas/e2e/lost-event.csv"
+        etag = upload(stack, key, VENDAS.encode("utf-8"))
+        time.sleep(2)
+    finally:
+        ivi_stack.start(stack)  # starts only what is not running: the relay again
+    run_deployment_now(stack, "backfill/reconcile", {"bucket": stack.raw_bucket})
+    report = wait_for_report(stack, key, etag)
+    assert report["exported_rows"] == 1
