@@ -16,10 +16,11 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 from prefect.client.orchestration import SyncPrefectClient, get_client
-from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.workers.process import ProcessWorker
 
@@ -30,22 +31,38 @@ WORK_POOL = "local-process"
 PREFECT_FILE = REPO_ROOT / "prefect.yaml"
 
 
+def pool_job_template() -> dict[str, Any]:
+    """The process worker's template, its job command set to the pre-warmed engine launcher.
+
+    `deployments/prewarmed_start.py` starts each run on the already-imported engine of
+    `ivi up` (seconds faster), and runs `python -m prefect.engine` itself when that engine
+    is not there: the pool works either way.
+    """
+    template = ProcessWorker.get_default_base_job_template()
+    template["variables"]["properties"]["command"]["default"] = (
+        f"{sys.executable} {REPO_ROOT / 'deployments' / 'prewarmed_start.py'}"
+    )
+    return template
+
+
 def ensure_work_pool(client: SyncPrefectClient, name: str = WORK_POOL) -> bool:
-    """Create the process work pool when absent; True when it was created."""
+    """Create the process work pool when absent (or bring its template up to date); True
+    when it was created."""
+    template = pool_job_template()
     try:
-        client.read_work_pool(name)
-        return False
+        pool = client.read_work_pool(name)
     except ObjectNotFound:
-        pass
+        pool = None
+    if pool is not None:
+        if pool.base_job_template != template:
+            client.update_work_pool(name, WorkPoolUpdate(base_job_template=template))
+        return False
     try:
         client.create_work_pool(
-            WorkPoolCreate(
-                name=name,
-                type=ProcessWorker.type,
-                base_job_template=ProcessWorker.get_default_base_job_template(),
-            )
+            WorkPoolCreate(name=name, type=ProcessWorker.type, base_job_template=template)
         )
     except ObjectAlreadyExists:  # the worker, started at the same time, created it
+        client.update_work_pool(name, WorkPoolUpdate(base_job_template=template))
         return False
     return True
 

@@ -48,6 +48,8 @@ def _receive_request(connection: socket.socket) -> tuple[dict[str, object], list
     for level, kind, payload in ancillary:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
+    if len(data) < _LENGTH.size:
+        raise ConnectionError("not a launcher (a readiness probe)")
     (length,) = _LENGTH.unpack_from(data)
     body = data[_LENGTH.size :]
     while len(body) < length:
@@ -65,6 +67,10 @@ def _run_engine_in_child(request: dict[str, object], fds: list[int], listener: s
         os.dup2(fd, target)
     for fd in fds:
         os.close(fd)
+    import warnings
+
+    # prefect.engine was imported to pre-warm; running it again as __main__ is the point
+    warnings.filterwarnings("ignore", message=".*found in sys.modules.*", category=RuntimeWarning)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     os.chdir(str(request["cwd"]))
@@ -126,8 +132,10 @@ def serve(socket_path: Path) -> None:
         connection, _ = listener.accept()
         try:
             _serve_one(connection, listener)
-        except (OSError, ValueError, ConnectionError) as error:
-            print(f"launcher request failed: {error}", file=sys.stderr, flush=True)
+        except ConnectionError:
+            continue  # a readiness probe, or a launcher killed before it asked
+        except Exception as error:  # noqa: BLE001 - one bad request must not stop the server
+            print(f"launcher request failed: {error!r}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ database, logs), so the stack never reads or changes the user's `~/.prefect`, an
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ from ivi.settings import REPO_ROOT, Settings
 
 SERVER = "prefect-server"
 WORKER = "worker"
+ENGINE = "engine"
 WORK_POOL = "local-process"  # also named in prefect.yaml
 
 
@@ -48,6 +50,8 @@ def env(settings: Settings) -> dict[str, str]:
             "PREFECT_API_BLOCKS_REGISTER_ON_START": "false",
             # Events are visible (UI, /api/events/filter) within half a second, not 5 s.
             "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL": "0.5",
+            # the work pool's job command finds the pre-warmed engine here
+            "IVI_PREWARMED_ENGINE_SOCKET": str(settings.engine_socket),
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
         }
     )
@@ -66,6 +70,21 @@ def worker_command(settings: Settings) -> list[str]:
         sys.executable, "-m", "prefect", "worker", "start",
         "--pool", WORK_POOL, "--type", "process", "--name", f"ivi-{settings.prefect_port}",
     ]
+
+
+def engine_command(settings: Settings) -> list[str]:
+    return [sys.executable, "-m", "deployments.prewarmed_engine", str(settings.engine_socket)]
+
+
+def engine_is_ready(settings: Settings) -> bool:
+    """The pre-warmed engine accepts connections on its socket."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1)
+        try:
+            probe.connect(str(settings.engine_socket))
+        except OSError:
+            return False
+    return True
 
 
 def server_is_ready(settings: Settings) -> bool:

@@ -111,6 +111,11 @@ class Settings(BaseSettings):
         return (self.powerbi_authority_host or self.powerbi_url).rstrip("/")
 
     @property
+    def engine_socket(self) -> Path:
+        """Unix socket of the pre-warmed engine that starts the worker's flow runs."""
+        return self.data_dir / "run" / "engine.sock"
+
+    @property
     def buckets(self) -> dict[str, str]:
         return {
             "raw": self.raw_bucket,

@@ -66,6 +66,7 @@ SERVICES = (
     Service(prefect_stack.SERVER, prefect_stack.server_is_ready),
     Service(RELAY, relay_is_ready),
     Service(prefect_stack.WORKER, _worker_is_alive),
+    Service(prefect_stack.ENGINE, prefect_stack.engine_is_ready),
 )
 
 
@@ -142,6 +143,7 @@ def start(settings: Settings) -> list[str]:
     to_launch = [launch for launch in _server_launches(settings) if not _answers(settings, launch.name)]
     worker_files = files(settings, prefect_stack.WORKER)
     worker_needed = running(worker_files) is None
+    engine_needed = not _answers(settings, prefect_stack.ENGINE)
     for launch in to_launch:
         require_free_ports(launch.title, launch.host, launch.ports)
 
@@ -162,6 +164,11 @@ def start(settings: Settings) -> list[str]:
         apply_log = files(settings, "prefect-apply").log_file
         applying = prefect_stack.start_apply(settings, apply_log)
         try:
+            if engine_needed:  # imports for seconds too: started beside the worker
+                launched[prefect_stack.ENGINE] = spawn(
+                    files(settings, prefect_stack.ENGINE), prefect_stack.engine_command(settings),
+                    env=prefect_stack.env(settings), cwd=REPO_ROOT,
+                )
             if worker_needed:
                 since = time.time()
                 launched[prefect_stack.WORKER] = spawn(
@@ -173,6 +180,8 @@ def start(settings: Settings) -> list[str]:
                     what="the Prefect worker", files=worker_files,
                     process=launched[prefect_stack.WORKER], timeout=START_TIMEOUT_SECONDS,
                 )
+            if engine_needed:
+                _wait_ready(settings, prefect_stack.ENGINE, launched[prefect_stack.ENGINE])
         finally:
             prefect_stack.finish_apply(applying, apply_log, timeout=START_TIMEOUT_SECONDS)
     except BaseException:
@@ -245,7 +254,10 @@ def ensure_env_file(env_file: Path = ENV_FILE, example: Path = ENV_EXAMPLE_FILE)
 # Stopped in two waves, each in parallel: first what sends (the worker talks to the Prefect
 # server while it shuts down; SeaweedFS delivers its last webhooks to the relay), then what
 # receives. Stopping all four at once made the worker and SeaweedFS hang until SIGKILL.
-STOP_WAVES = ((prefect_stack.WORKER, seaweed.SERVICE), (RELAY, prefect_stack.SERVER))
+STOP_WAVES = (
+    (prefect_stack.WORKER, prefect_stack.ENGINE, seaweed.SERVICE),
+    (RELAY, prefect_stack.SERVER),
+)
 
 
 def down(settings: Settings | None = None) -> int:
