@@ -7,14 +7,13 @@ STAMP  := $(VENV)/.installed-stamp
 
 install: $(STAMP)
 
-# uv when it can be had (fast), pip otherwise; the venv is rebuilt when pyproject.toml changes.
+# uv (from PyPI) builds the venv in seconds; the venv is rebuilt when pyproject.toml changes.
+UV := python3 -m uv
+
 $(STAMP): pyproject.toml
-	@if command -v uv >/dev/null 2>&1 || python3 -m pip install -q uv >/dev/null 2>&1; then \
-	  python3 -m uv venv -q --allow-existing --python python3.11 $(VENV) 2>/dev/null || uv venv -q --allow-existing --python python3.11 $(VENV); \
-	  VIRTUAL_ENV=$(abspath $(VENV)) (python3 -m uv pip install -q -e '.[dev]' 2>/dev/null || uv pip install -q -e '.[dev]'); \
-	else \
-	  python3 -m venv $(VENV) && $(PY) -m pip install -q -e '.[dev]'; \
-	fi
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install -q uv
+	$(UV) venv -q --allow-existing --python python3.11 $(VENV)
+	VIRTUAL_ENV=$(abspath $(VENV)) $(UV) pip install -q -e '.[dev]'
 	@touch $@
 
 test: install
