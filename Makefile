@@ -13,7 +13,7 @@ UV := python3 -m uv
 $(STAMP): pyproject.toml
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install -q uv
 	$(UV) venv -q --allow-existing --python python3.11 $(VENV)
-	VIRTUAL_ENV=$(abspath $(VENV)) $(UV) pip install -q -e '.[dev]'
+	$(UV) pip install -q --python $(VENV)/bin/python -e '.[dev]'
 	@touch $@
 
 test: install
