@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
@@ -97,16 +97,23 @@ def process_file(
                 name for name in contract.column_names if name not in present
             ]
             engine = ChunkEngine(contract, present, layout.field_count)
-            for parsed, unterminated in _prefetched(_parsed_chunks(source, layout)):
-                result = engine.process(parsed, unterminated)
-                report.input_rows += result.input_rows
-                report.exported_rows += result.clean.height
-                report.quarantined_rows += result.rejected.height
-                report.duplicate_rows += result.duplicate_rows
-                report.count_failures(result.failures)
-                if outputs is not None:
-                    outputs.write_clean(result.clean)
-                    outputs.write_rejected(result.rejected)
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ivi-write") as writer:
+                # a chunk is written while the next one is cleaned (polars writes release
+                # the GIL); waiting for the previous write keeps order and memory bounded
+                writing: Future[None] | None = None
+                for parsed, unterminated in _prefetched(_parsed_chunks(source, layout)):
+                    result = engine.process(parsed, unterminated)
+                    report.input_rows += result.input_rows
+                    report.exported_rows += result.clean.height
+                    report.quarantined_rows += result.rejected.height
+                    report.duplicate_rows += result.duplicate_rows
+                    report.count_failures(result.failures)
+                    if outputs is not None:
+                        if writing is not None:
+                            writing.result()
+                        writing = writer.submit(outputs.write_chunk, result.clean, result.rejected)
+                if writing is not None:
+                    writing.result()
             report.encoding = source.encoding
         if outputs is not None:
             report.outputs = outputs.publish()

@@ -37,6 +37,10 @@ class OutputFiles:
                 self._handles[kind].write(b"[")
         return self._handles[kind]
 
+    def write_chunk(self, clean: pl.DataFrame, rejected: pl.DataFrame) -> None:
+        self.write_clean(clean)
+        self.write_rejected(rejected)
+
     def write_clean(self, frame: pl.DataFrame) -> None:
         csv = self._handle("csv")
         frame.write_csv(csv, include_header=self._rows["csv"] == 0 and csv.tell() == 0)
