@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from prefect_aws import AwsClientParameters, MinIOCredentials
 
+from blocks.powerbi_setup import register_powerbi_blocks
 from ivi.settings import Settings
 
 MINIO_CREDENTIALS_BLOCK = "minio-credentials"
@@ -27,9 +28,13 @@ def minio_credentials(settings: Settings) -> MinIOCredentials:
 
 
 def register_blocks(settings: Settings) -> list[str]:
-    """Save every block of the project (overwriting older values); return their names."""
+    """Save every block of the project (overwriting older values); return their names.
+
+    A Power BI block's name comes with where its rows go (never its key or secret).
+    """
     minio_credentials(settings).save(MINIO_CREDENTIALS_BLOCK, overwrite=True)
-    return [MINIO_CREDENTIALS_BLOCK]
+    powerbi = [f"{name} ({where})" for name, where in register_powerbi_blocks(settings)]
+    return [MINIO_CREDENTIALS_BLOCK, *powerbi]
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ Run as `python -m deployments.apply` in a process whose Prefect settings point a
 (`ivi up` starts it with the right environment). In order:
 
 1. the `local-process` work pool (created once, with the process worker's default template);
-2. the blocks (`blocks/register.py`: secrets from the settings, never from prefect.yaml);
+2. the blocks (`blocks/register.py`: secrets from the settings, never from prefect.yaml),
+   among them `powerbi-<contract>` for each contract with a Power BI table, and the global
+   concurrency limit `powerbi-<contract>` that paces its POSTs;
 3. `prefect deploy --all` of `prefect.yaml` (deployments, triggers, schedules; a second run
    changes nothing but the trigger automations' ids, which Prefect recreates);
 4. orphan automations removed: `prefect deployment delete` leaves a deleted deployment's
@@ -20,15 +22,30 @@ from typing import Any
 from uuid import UUID
 
 from prefect.client.orchestration import SyncPrefectClient, get_client
-from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
+from prefect.client.schemas.actions import (
+    GlobalConcurrencyLimitCreate,
+    GlobalConcurrencyLimitUpdate,
+    WorkPoolCreate,
+    WorkPoolUpdate,
+)
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.workers.process import ProcessWorker
 
+from blocks.powerbi_setup import powerbi_contracts
 from blocks.register import register_blocks
+from flows.export_powerbi import (
+    RATE_LIMIT_SLOT_DECAY_PER_SECOND,
+    RATE_LIMIT_SLOTS,
+    rate_limit_name,
+)
 from ivi.settings import REPO_ROOT, Settings
 
 WORK_POOL = "local-process"
 PREFECT_FILE = REPO_ROOT / "prefect.yaml"
+# The Power BI rate limit's values, and why they are what they are, live with the task that
+# uses them (flows/export_powerbi.py).
+POWERBI_LIMIT_SLOTS = RATE_LIMIT_SLOTS
+POWERBI_SLOT_DECAY_PER_SECOND = RATE_LIMIT_SLOT_DECAY_PER_SECOND
 
 
 def pool_job_template() -> dict[str, Any]:
@@ -65,6 +82,49 @@ def ensure_work_pool(client: SyncPrefectClient, name: str = WORK_POOL) -> bool:
         client.update_work_pool(name, WorkPoolUpdate(base_job_template=template))
         return False
     return True
+
+
+def ensure_rate_limit(
+    client: SyncPrefectClient, name: str, limit: int, slot_decay_per_second: float
+) -> str:
+    """Create the global concurrency limit, or bring an existing one to these values.
+
+    Returns "created", "updated" or "unchanged". The task uses it with
+    `rate_limit(name, strict=True)`, which fails when it is missing.
+    """
+    try:
+        existing = client.read_global_concurrency_limit_by_name(name)
+    except ObjectNotFound:
+        existing = None
+    if existing is None:
+        client.create_global_concurrency_limit(
+            GlobalConcurrencyLimitCreate(
+                name=name, limit=limit, slot_decay_per_second=slot_decay_per_second, active=True
+            )
+        )
+        return "created"
+    if (existing.limit, existing.slot_decay_per_second, existing.active) == (
+        limit, slot_decay_per_second, True
+    ):
+        return "unchanged"
+    client.update_global_concurrency_limit(
+        name,
+        GlobalConcurrencyLimitUpdate(
+            limit=limit, slot_decay_per_second=slot_decay_per_second, active=True
+        ),
+    )
+    return "updated"
+
+
+def ensure_powerbi_rate_limits(client: SyncPrefectClient) -> list[tuple[str, str]]:
+    """One rate limit per contract with a Power BI table; (name, what was done) for each."""
+    return [
+        (
+            name := rate_limit_name(contract.name),
+            ensure_rate_limit(client, name, POWERBI_LIMIT_SLOTS, POWERBI_SLOT_DECAY_PER_SECOND),
+        )
+        for contract in powerbi_contracts()
+    ]
 
 
 def deploy_all(prefect_file: Path = PREFECT_FILE) -> None:
@@ -111,6 +171,9 @@ def apply(settings: Settings) -> None:
             print(f"created work pool {WORK_POOL}")
     for name in register_blocks(settings):
         print(f"saved block {name}")
+    with get_client(sync_client=True) as client:
+        for name, done in ensure_powerbi_rate_limits(client):
+            print(f"rate limit {name}: {done}")
     deploy_all()
     with get_client(sync_client=True) as client:
         for name in delete_orphan_automations(client):

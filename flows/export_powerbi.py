@@ -1,7 +1,8 @@
 """export-powerbi: the clean rows of one object version to its contract's Power BI dataset.
 
 Exactly once per object version: the rows are cut into deterministic batches, and each batch
-is a task whose result is persisted and cached by (bucket, key, eTag, batch number, content).
+is a task whose result is persisted and cached by (destination, bucket, key, eTag, batch
+number, content).
 A run retried after a crash, or a second delivery of the event, finds the accepted batches in
 the cache and posts only the rest. All runs share one rate limit per dataset (a Prefect global
 concurrency limit that `ivi up` creates, used with `strict=True` so that a missing limit fails
@@ -10,6 +11,8 @@ loudly instead of silently not throttling).
 
 from __future__ import annotations
 
+import hashlib
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import rate_limit
 from prefect.context import TaskRunContext
 from prefect.states import State
+from prefect.transactions import CommitMode, transaction
 
 from blocks.powerbi import PowerBIPushDataset, PowerBIStreamingDataset, block_name
 from flows.powerbi_push import Batch, Destination, PowerBIUnavailable, post_batch, rows_to_json_batches
@@ -28,6 +32,19 @@ from processing.clean import POLARS_TYPES
 from processing.contract import Contract
 
 READ_ROWS = 50_000  # the clean CSV is read back in frames of this many rows
+# The global concurrency limit `ivi up` creates per dataset (deployments/apply.py). Power BI
+# takes at most 120 POSTs per minute per dataset (any 60 s span). Prefect frees a slot only
+# once floor(decay * seconds since the limit last changed) >= 1, so with one slot two POSTs
+# are at least 1 / 1.95 = 0.513 s apart: at most 1 + 60 * 1.95 = 118 in any 60 s, leaving 2
+# for arrival jitter. One slot rather than a bucket of 120 keeps bursts out: a burst of 120
+# followed by a steady 2/s would put up to 240 POSTs in one window.
+RATE_LIMIT_SLOTS = 1
+RATE_LIMIT_SLOT_DECAY_PER_SECOND = 1.95
+# Ask for the next slot only once the last one has decayed (plus a margin for clocks):
+# Prefect restarts a limit's decay clock on every denied request and answers with a
+# Retry-After of a second or more, so asking early costs more than waiting.
+SLOT_SECONDS = 1 / RATE_LIMIT_SLOT_DECAY_PER_SECOND + 0.02
+_last_slot_at: dict[str, float] = {}  # limit name -> monotonic time of this process' last slot
 
 
 def rate_limit_name(contract: str) -> str:
@@ -56,8 +73,13 @@ def clean_frames(clean_csv: Path, contract: Contract, present: list[str]) -> Any
 
 
 def _batch_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    """(destination, object version, batch number, content): a batch accepted by one dataset
+    is not taken as accepted by another when the contract's block is pointed elsewhere (the
+    destination enters as a digest of its secret-free description, never with its key)."""
     batch: Batch = parameters["batch"]
-    return f"powerbi-batch/{parameters['version']}/{batch.number}/{batch.digest}"
+    destination: Destination = parameters["destination"]
+    where = hashlib.sha256(destination.describe().encode()).hexdigest()[:16]
+    return f"powerbi-batch/{where}/{parameters['version']}/{batch.number}/{batch.digest}"
 
 
 def _retry_when_unavailable(task: Any, task_run: Any, state: State) -> bool:
@@ -70,6 +92,13 @@ def _retry_when_unavailable(task: Any, task_run: Any, state: State) -> bool:
     return False
 
 
+def _wait_for_slot_decay(limit: str) -> None:
+    """Sleep until this process' previous slot of `limit` has decayed on the server."""
+    last = _last_slot_at.get(limit)
+    if last is not None and (wait := last + SLOT_SECONDS - time.monotonic()) > 0:
+        time.sleep(wait)
+
+
 @task(
     name="push-batch",
     cache_key_fn=_batch_cache_key,
@@ -80,7 +109,9 @@ def _retry_when_unavailable(task: Any, task_run: Any, state: State) -> bool:
 )
 def push_batch(destination: Destination, batch: Batch, version: str, limit: str) -> int:
     """POST one batch (its result, the row count, marks it accepted for good)."""
+    _wait_for_slot_decay(limit)
     rate_limit(limit, occupy=1, strict=True)
+    _last_slot_at[limit] = time.monotonic()
     with requests.Session() as session:
         post_batch(destination, batch, session)
     return batch.row_count
@@ -118,7 +149,13 @@ def export_powerbi(clean_csv: Path, contract: Contract, present: list[str], vers
     )
     limit = rate_limit_name(contract.name)
     for batch in batches:
-        export.rows += push_batch(destination, batch, version, limit)
+        # EAGER: a batch's cache record is written the moment the batch is accepted. Inside
+        # this task's transaction a task's own transaction would inherit LAZY and be
+        # committed only when export-powerbi ends, so a run killed half way would have
+        # cached nothing and would push its accepted batches a second time.
+        with transaction(commit_mode=CommitMode.EAGER):
+            pushed = push_batch(destination, batch, version, limit)
+        export.rows += pushed
         export.batches += 1
         export.strings_cut += batch.strings_cut
     return export

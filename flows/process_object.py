@@ -13,11 +13,14 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from minio import Minio
 from minio.error import S3Error
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import get_client
+from prefect.exceptions import ObjectNotFound
 from prefect.context import get_run_context
 from prefect.locking.filesystem import FileSystemLockManager
 from prefect.states import Completed, Failed, State
@@ -36,6 +39,7 @@ from processing.source import TextSource
 
 MINIO_CREDENTIALS_BLOCK = "minio-credentials"
 LOCK_HOLD_SECONDS = 3600  # a run killed while holding the lock frees it after this
+LOCK_POLL_SECONDS = 2.0  # how often a waiting run checks whether the holder has ended
 TRANSIENT_S3_ERRORS = (HTTPError, ConnectionError, TimeoutError)
 
 
@@ -127,6 +131,42 @@ def _already_processed(client: Minio, settings: Settings, keys: store.OutputKeys
     return report is not None and report.get("source_etag") == etag
 
 
+def _holder_has_ended(holder: str) -> str | None:
+    """The final state name of the flow run holding a lock, or None while it may still run."""
+    try:
+        run_id = UUID(holder)
+    except ValueError:
+        return None  # not a flow run (a test calling the flow's function): wait for it
+    try:
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(run_id).state
+    except ObjectNotFound:
+        return "DELETED"
+    return state.type.value if state is not None and state.is_final() else None
+
+
+def _acquire_version_lock(locks: FileSystemLockManager, lock_key: str, holder: str) -> None:
+    """Take the object version's lock; take it over from a run that died holding it.
+
+    A run killed half way (SIGKILL, OOM, a lost machine) never releases its lock, and the
+    run that resumes its work would otherwise wait out the hold timeout (an hour). The
+    holder is a flow run id: once Prefect has that run in a final state (Crashed, Failed,
+    Cancelled), nobody works under the lock any more and it is removed.
+    """
+    deadline = time.monotonic() + LOCK_HOLD_SECONDS
+    while not locks.acquire_lock(
+        lock_key, holder, acquire_timeout=LOCK_POLL_SECONDS, hold_timeout=LOCK_HOLD_SECONDS
+    ):
+        info = locks._get_lock_info(lock_key, use_cache=False)  # noqa: SLF001 - no public reader
+        if info is not None and (ended := _holder_has_ended(str(info["holder"]))):
+            get_run_logger().warning(
+                "taking over the lock of flow run %s, which ended %s", info["holder"], ended
+            )
+            Path(info["path"]).unlink(missing_ok=True)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"lock {lock_key} still held after {LOCK_HOLD_SECONDS} s")
+
+
 def _resolve_contract(key: str, contract: str | None) -> Contract:
     name = contract or contract_for_key(key)
     try:
@@ -167,7 +207,7 @@ def process_object(
     locks = FileSystemLockManager(settings.data_dir / "locks")
     lock_key = f"{bucket}/{key}@{version.etag}".replace("/", "%2F")
     holder = _flow_run_id() or str(id(locks))
-    locks.acquire_lock(lock_key, holder, acquire_timeout=LOCK_HOLD_SECONDS, hold_timeout=LOCK_HOLD_SECONDS)
+    _acquire_version_lock(locks, lock_key, holder)
     try:
         if not force and _already_processed(client, settings, keys, version.etag):
             return Completed(message=f"already processed: s3://{bucket}/{key} at eTag {version.etag}")

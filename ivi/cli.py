@@ -36,6 +36,14 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="say what runs")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     commands.add_parser("demo", help="start the stack and push the sample files through it")
+
+    powerbi = commands.add_parser("powerbi", help="Power BI setup")
+    powerbi_commands = powerbi.add_subparsers(dest="powerbi_command", required=True, metavar="ACTION")
+    create = powerbi_commands.add_parser(
+        "create-dataset",
+        help="create a push dataset from a contract (REST API) and save its block",
+    )
+    create.add_argument("--contract", required=True, help="contract name, e.g. vendas")
     return parser
 
 
@@ -61,8 +69,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ivi.demo import run_demo
 
         return run_demo()
+    if args.command == "powerbi":
+        return _powerbi(args)
     parser.error(f"unknown command {args.command}")
     return EXIT_USAGE
+
+
+def _powerbi(args: argparse.Namespace) -> int:
+    """`ivi powerbi create-dataset`: errors in one line, never with a secret or a traceback."""
+    from flows.powerbi_push import PowerBIError
+    from ivi.powerbi_command import create_dataset
+    from ivi.settings import load_settings
+    from processing.contract import ContractError
+
+    try:
+        create_dataset(args.contract, load_settings())
+    except (PowerBIError, ContractError, ValueError) as error:
+        print(f"ivi powerbi create-dataset: {error}", file=sys.stderr)
+        return EXIT_REJECTED
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -118,10 +118,13 @@ def create_dataset(contract_name: str, settings: Settings) -> str:
     """
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
+    from blocks.powerbi_setup import save_destination
+
     block = create_dataset_block(contract_name, settings)
     name = block_name(contract_name)
     with temporary_settings({PREFECT_API_URL: settings.prefect_api_url}):
-        block.save(name, overwrite=True)
+        # also removes a streaming block of the same name, which the export would load first
+        save_destination(block, contract_name)
     print(
         f"created Power BI dataset {block.dataset_id} for contract {contract_name}; "
         f"saved block {name}"

@@ -8,16 +8,56 @@ dir) starts a stack that is entirely its own.
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENV_FILE = REPO_ROOT / ".env"
 ENV_EXAMPLE_FILE = REPO_ROOT / ".env.example"
 ENV_PREFIX = "IVI_"
 GRPC_PORT_OFFSET = 10000  # SeaweedFS' own default: a gRPC port is its HTTP port + 10000
+# Per-contract Power BI settings, `IVI_POWERBI_<CONTRACT>_<SETTING>` (e.g.
+# `IVI_POWERBI_VENDAS_PUSH_URL`): one variable per contract rather than a field per contract,
+# so that a new contract file needs no code change here.
+POWERBI_CONTRACT_SETTINGS = ("push_url", "dataset_id")
+_POWERBI_CONTRACT_NAME = re.compile(
+    r"^(?:ivi_)?powerbi_([a-z0-9_]+?)_(" + "|".join(POWERBI_CONTRACT_SETTINGS) + r")$"
+)
+
+
+def _powerbi_contract_key(name: str) -> tuple[str, str] | None:
+    """(contract, setting) for `IVI_POWERBI_VENDAS_PUSH_URL` / `powerbi_vendas_push_url`."""
+    match = _POWERBI_CONTRACT_NAME.match(name.lower())
+    return (match.group(1), match.group(2)) if match else None
+
+
+class _PowerBIContractEnv(PydanticBaseSettingsSource):
+    """`IVI_POWERBI_<CONTRACT>_<SETTING>` variables of the process environment.
+
+    pydantic-settings reads the environment only for declared fields; this source collects
+    the per-contract ones into `powerbi_contract_settings` (`.env` extras reach the model's
+    validator on their own).
+    """
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads the environment directly
+
+    def __call__(self) -> dict[str, Any]:
+        found = {
+            name.upper(): value
+            for name, value in os.environ.items()
+            if value and _powerbi_contract_key(name) and name.upper().startswith(ENV_PREFIX)
+        }
+        return {"powerbi_contract_settings": found} if found else {}
 
 
 class Settings(BaseSettings):
@@ -69,9 +109,67 @@ class Settings(BaseSettings):
     powerbi_client_id: str = "ivi-local"
     powerbi_client_secret: SecretStr = SecretStr("")
     powerbi_workspace_id: str = "ivi-local"
+    # Every `IVI_POWERBI_<CONTRACT>_PUSH_URL` / `_DATASET_ID` found, by variable name (filled
+    # from the environment and `.env`; read it through `powerbi_push_url` / `powerbi_dataset_id`).
+    powerbi_contract_settings: dict[str, SecretStr] = Field(default_factory=dict, repr=False)
 
     # Where the embedded stack keeps its data, pids and logs.
     data_dir: Path = Field(default=REPO_ROOT / ".data")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The usual order (init, environment, `.env`), per-contract variables included."""
+        return (
+            init_settings,
+            env_settings,
+            _PowerBIContractEnv(settings_cls),
+            dotenv_settings,
+            file_secret_settings,
+        )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _collect_powerbi_contract_settings(cls, data: Any) -> Any:
+        """Fold `.env` lines such as `IVI_POWERBI_VENDAS_PUSH_URL=` into the per-contract dict.
+
+        They arrive as extra keys (`powerbi_vendas_push_url`); the environment's, collected by
+        `_PowerBIContractEnv`, are already in the dict and win over `.env`.
+        """
+        if not isinstance(data, dict):
+            return data
+        collected: dict[str, Any] = {}
+        for name in list(data):
+            if isinstance(name, str) and name != "powerbi_contract_settings" and (
+                _powerbi_contract_key(name)
+            ):
+                value = data.pop(name)
+                if value:
+                    collected[f"{ENV_PREFIX}{name.upper().removeprefix(ENV_PREFIX)}"] = value
+        collected.update(data.get("powerbi_contract_settings") or {})
+        data["powerbi_contract_settings"] = collected
+        return data
+
+    def _powerbi_contract_value(self, contract: str, setting: str) -> SecretStr | None:
+        value = self.powerbi_contract_settings.get(
+            f"{ENV_PREFIX}POWERBI_{contract.upper()}_{setting.upper()}"
+        )
+        return value if value is not None and value.get_secret_value() else None
+
+    def powerbi_push_url(self, contract: str) -> SecretStr | None:
+        """`IVI_POWERBI_<CONTRACT>_PUSH_URL`: a streaming/push dataset's URL, key included."""
+        return self._powerbi_contract_value(contract, "push_url")
+
+    def powerbi_dataset_id(self, contract: str) -> str | None:
+        """`IVI_POWERBI_<CONTRACT>_DATASET_ID`: the contract's push dataset (REST API)."""
+        value = self._powerbi_contract_value(contract, "dataset_id")
+        return value.get_secret_value() if value is not None else None
 
     # Derived URLs --------------------------------------------------------------------------
     @property
@@ -99,6 +197,11 @@ class Settings(BaseSettings):
     @property
     def powerbi_url(self) -> str:
         return f"http://127.0.0.1:{self.powerbi_port}"
+
+    @property
+    def powerbi_standin_url(self) -> str:
+        """The local Power BI stand-in that `ivi up` starts (not the Power BI service)."""
+        return self.powerbi_url
 
     @property
     def powerbi_api_base(self) -> str:
@@ -153,6 +256,9 @@ class Settings(BaseSettings):
         env: dict[str, str] = {}
         for name, value in self.model_dump().items():
             if value is None:
+                continue
+            if name == "powerbi_contract_settings":
+                env.update({key: secret.get_secret_value() for key, secret in value.items()})
                 continue
             if isinstance(value, SecretStr):
                 value = value.get_secret_value()

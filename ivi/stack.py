@@ -1,6 +1,7 @@
 """`ivi up`, `ivi down`, `ivi status`: the embedded stack on one machine, without Docker.
 
     SeaweedFS (S3 + filer webhook) --> relay --> Prefect server --> worker --> flows
+                                                       Power BI stand-in <--' (export)
 
 Each service is a background process in its own session, with its pid in
 `<data>/pids/<name>.pid` and its output in `<data>/logs/<name>.log`; `up` starts only what is
@@ -22,7 +23,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from ivi import prefect_stack, seaweed
+from ivi import prefect_stack, seaweed, standin
 from ivi.processes import (
     ServiceFiles,
     StackError,
@@ -65,6 +66,7 @@ SERVICES = (
     Service(seaweed.SERVICE, seaweed.is_ready),
     Service(prefect_stack.SERVER, prefect_stack.server_is_ready),
     Service(RELAY, relay_is_ready),
+    Service(standin.SERVICE, standin.is_ready),
     Service(prefect_stack.WORKER, _worker_is_alive),
     Service(prefect_stack.ENGINE, prefect_stack.engine_is_ready),
 )
@@ -76,7 +78,8 @@ def files(settings: Settings, name: str) -> ServiceFiles:
 
 # --- ivi up ---------------------------------------------------------------------------------
 def up(settings: Settings | None = None) -> int:
-    """Start whatever is not running; return once S3, Prefect, the worker and the relay answer."""
+    """Start whatever is not running; return once S3, Prefect, the worker, the relay and
+    the Power BI stand-in answer."""
     if settings is None:
         if ensure_env_file():
             print(f"created {ENV_FILE} with fresh secrets (keep it out of git)")
@@ -112,7 +115,7 @@ class Launch:
 
 
 def _server_launches(settings: Settings) -> list[Launch]:
-    """The three servers that depend on nothing else of the stack to start."""
+    """The servers that depend on nothing else of the stack to start."""
     prefect_env = prefect_stack.env(settings)
     return [
         Launch(
@@ -129,6 +132,12 @@ def _server_launches(settings: Settings) -> list[Launch]:
         Launch(
             RELAY, "the relay", settings.relay_host, {"relay": settings.relay_port},
             relay_command(settings), prefect_env, REPO_ROOT,
+        ),
+        # Before the configuration is applied: the blocks register their datasets in it.
+        Launch(
+            standin.SERVICE, "the Power BI stand-in", standin.LISTEN_IP,
+            {"powerbi": settings.powerbi_port},
+            standin.command(settings), dict(os.environ), REPO_ROOT,
         ),
     ]
 
@@ -149,7 +158,7 @@ def start(settings: Settings) -> list[str]:
 
     launched: dict[str, psutil.Process] = {}
     try:
-        # The three servers start at once (each takes seconds), then each is waited for.
+        # The servers start at once (each takes seconds), then each is waited for.
         for launch in to_launch:
             launch.prepare()
             launched[launch.name] = spawn(
@@ -256,7 +265,7 @@ def ensure_env_file(env_file: Path = ENV_FILE, example: Path = ENV_EXAMPLE_FILE)
 # receives. Stopping all four at once made the worker and SeaweedFS hang until SIGKILL.
 STOP_WAVES = (
     (prefect_stack.WORKER, prefect_stack.ENGINE, seaweed.SERVICE),
-    (RELAY, prefect_stack.SERVER),
+    (RELAY, prefect_stack.SERVER, standin.SERVICE),
 )
 
 
@@ -278,6 +287,7 @@ def describe(settings: Settings) -> dict[str, object]:
         "prefect_api_url": settings.prefect_api_url,
         "prefect_ui_url": settings.prefect_ui_url,
         "relay_url": settings.relay_url,
+        "powerbi_standin_url": settings.powerbi_standin_url,
         "buckets": dict(settings.buckets),
         "services": {
             service.name: "up" if _answers(settings, service.name) else "down"
@@ -305,4 +315,6 @@ def _print_endpoints(settings: Settings) -> None:
     print(f"Prefect UI       {settings.prefect_ui_url}")
     print(f"Prefect API      {settings.prefect_api_url}")
     print(f"relay            {settings.relay_url}  (POST /minio/events, /seaweedfs/events)")
+    print(f"Power BI stand-in {settings.powerbi_standin_url}  (local stand-in, not Power BI; "
+          "rows page at /)")
     print(f"logs             {settings.data_dir / 'logs'}")

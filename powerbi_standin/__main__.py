@@ -10,6 +10,8 @@ import uvicorn
 
 from powerbi_standin.app import create_app
 
+GRACEFUL_SHUTDOWN_SECONDS = 2
+
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -44,7 +46,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.static_token_file is not None:
         static_token = args.static_token_file.read_text(encoding="utf-8").strip() or None
     app = create_app(args.db, clients=clients, static_token=static_token)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    # A `delay` fault holds a request for up to 10 minutes; stopping must not wait for it.
+    uvicorn.run(
+        app, host=args.host, port=args.port, log_level=args.log_level,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+    )
 
 
 if __name__ == "__main__":

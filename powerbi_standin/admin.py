@@ -1,6 +1,6 @@
 """Routes for tests and the demo, not part of the service: `/_standin/...` and the page at `/`.
 
-Datasets with their counts and latest rows, registering a dataset with a known id, key and
+Datasets with their counts and latest rows, the accepted POSTs' times, registering a dataset with a known id, key and
 limits, deleting rows, queueing faults, revoking tokens.
 """
 
@@ -116,6 +116,12 @@ def add_admin_routes(app: FastAPI, state: StandIn) -> None:
                 "rows": [entry["row"] for entry in reversed(latest)],
             }
         )
+
+    @app.get("/_standin/datasets/{dataset_id}/posts")
+    async def get_posts(dataset_id: str) -> Response:
+        if state.store.dataset(dataset_id) is None:
+            return error_response(404, "ItemNotFound", f"dataset {dataset_id} does not exist")
+        return JSONResponse({"dataset_id": dataset_id, "posts": state.store.posts(dataset_id)})
 
     @app.delete("/_standin/datasets/{dataset_id}/rows")
     async def delete_rows(dataset_id: str) -> Response:

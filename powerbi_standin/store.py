@@ -212,6 +212,19 @@ class Store:
                         return found
         return found
 
+    def posts(self, dataset_id: str) -> list[dict[str, Any]]:
+        """Every accepted POST in arrival order: when (Unix time) and how many rows.
+
+        What a test needs to check a client's pacing (e.g. 120 POSTs per minute) after the
+        fact, whoever sent them.
+        """
+        with self._lock:
+            cursor = self._db.execute(
+                "SELECT received_at, row_count FROM posts WHERE dataset_id = ? ORDER BY seq",
+                (dataset_id,),
+            )
+            return [{"received_at": at, "rows": count} for at, count in cursor]
+
     def delete_rows(self, dataset_id: str) -> int:
         count = self.row_count(dataset_id)
         with self._lock:

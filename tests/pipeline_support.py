@@ -53,12 +53,11 @@ def read_object(settings: Settings, bucket: str, key: str) -> bytes:
 
 def flow_runs_for_key(settings: Settings, key: str) -> list[dict[str, Any]]:
     """Every process_object run whose `key` parameter is `key`."""
-    response = httpx.post(
+    response = prefect_request(
+        "POST",
         f"{settings.prefect_api_url}/flow_runs/filter",
         json={"flows": {"name": {"any_": ["process_object"]}}, "limit": 200, "sort": "EXPECTED_START_TIME_DESC"},
-        timeout=10,
     )
-    response.raise_for_status()
     return [run for run in response.json() if run["parameters"].get("key") == key]
 
 
@@ -108,24 +107,33 @@ def minio_event(settings: Settings, key_encoded: str, etag: str, size: int | Non
 
 
 def artifacts_with_key(settings: Settings, key: str) -> list[dict[str, Any]]:
-    response = httpx.post(
+    response = prefect_request(
+        "POST",
         f"{settings.prefect_api_url}/artifacts/filter",
         json={"artifacts": {"key": {"any_": [key]}}},
-        timeout=10,
     )
-    response.raise_for_status()
     return list(response.json())
 
 
-def run_deployment_now(settings: Settings, name: str, parameters: dict[str, Any] | None = None) -> str:
-    response = httpx.get(f"{settings.prefect_api_url}/deployments/name/{name}", timeout=10)
+def prefect_request(method: str, url: str, attempts: int = 6, **kwargs: Any) -> httpx.Response:
+    """A Prefect API call that retries the server's 503 (its SQLite database was busy and the
+    transaction rolled back), as Prefect's own client does."""
+    for attempt in range(attempts):
+        response = httpx.request(method, url, timeout=10, **kwargs)
+        if response.status_code != 503 or attempt == attempts - 1:
+            break
+        time.sleep(0.5 * (attempt + 1))
     response.raise_for_status()
-    created = httpx.post(
+    return response
+
+
+def run_deployment_now(settings: Settings, name: str, parameters: dict[str, Any] | None = None) -> str:
+    response = prefect_request("GET", f"{settings.prefect_api_url}/deployments/name/{name}")
+    created = prefect_request(
+        "POST",
         f"{settings.prefect_api_url}/deployments/{response.json()['id']}/create_flow_run",
         json={"parameters": parameters or {}},
-        timeout=10,
     )
-    created.raise_for_status()
     return str(created.json()["id"])
 
 

@@ -87,9 +87,18 @@ def test_create_dataset_prints_the_id_and_saves_block_powerbi_contract(
     def fake_save(self: PowerBIPushDataset, name: str, overwrite: bool = False) -> None:
         saved.append((name, self.dataset_id))
 
+    deleted: list[tuple[str, str]] = []
+
+    def fake_delete(block_class: type, name: str) -> bool:
+        deleted.append((block_class.__name__, name))
+        return True
+
     monkeypatch.setattr(PowerBIPushDataset, "save", fake_save)
+    monkeypatch.setattr("blocks.powerbi_setup.delete_block_document", fake_delete)
     dataset_id = create_dataset("vendas", standin_settings(standin, tmp_path))
     assert saved == [("powerbi-vendas", dataset_id)]
+    # a streaming block of the same name would be loaded first by the export: it goes
+    assert deleted == [("PowerBIStreamingDataset", "powerbi-vendas")]
     out = capsys.readouterr().out
     assert dataset_id in out and TEST_CLIENT_SECRET not in out
 

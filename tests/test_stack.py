@@ -48,8 +48,10 @@ def test_status_json_shows_endpoints_buckets_and_services_but_no_secret(stack: S
         "prefect_api_url": f"http://127.0.0.1:{stack.prefect_port}/api",
         "prefect_ui_url": f"http://127.0.0.1:{stack.prefect_port}",
         "relay_url": stack.relay_url,
+        "powerbi_standin_url": f"http://127.0.0.1:{stack.powerbi_port}",
         "buckets": {"raw": "raw", "processed": "processed", "quarantine": "quarantine"},
-        "services": {"seaweedfs": "up", "prefect-server": "up", "relay": "up", "worker": "up"},
+        "services": {"seaweedfs": "up", "prefect-server": "up", "relay": "up",
+                     "powerbi-standin": "up", "worker": "up", "engine": "up"},
     }
     for secret in (stack.webhook_token, stack.s3_secret_key):
         assert secret.get_secret_value() not in result.stdout + result.stderr
@@ -238,12 +240,30 @@ def test_env_file_is_created_once_with_fresh_secrets(tmp_path: Path) -> None:
 
 
 def test_env_example_documents_every_setting() -> None:
-    names = {
-        line.split("=", 1)[0]
-        for line in (REPO_ROOT / ".env.example").read_text().splitlines()
-        if line and not line.startswith("#")
-    }
-    assert names == {f"IVI_{field.upper()}" for field in Settings.model_fields}
+    text = (REPO_ROOT / ".env.example").read_text()
+    names = {line.split("=", 1)[0] for line in text.splitlines() if line and not line.startswith("#")}
+    per_contract = "powerbi_contract_settings"  # filled from IVI_POWERBI_<CONTRACT>_* variables
+    assert names == {f"IVI_{field.upper()}" for field in Settings.model_fields if field != per_contract}
+    for setting in ("PUSH_URL", "DATASET_ID"):
+        assert f"IVI_POWERBI_<CONTRACT>_{setting}" in text
+
+
+def test_per_contract_powerbi_settings_come_from_the_environment_and_env_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        "IVI_POWERBI_VENDAS_PUSH_URL=https://dotenv.example/rows?key=k1\n"
+        "IVI_POWERBI_CLIENTES_DATASET_ID=ds-1\n"
+    )
+    monkeypatch.setenv("IVI_POWERBI_VENDAS_PUSH_URL", "https://env.example/rows?key=k2")
+    settings = Settings(_env_file=env_file)  # type: ignore[call-arg]
+    push_url = settings.powerbi_push_url("vendas")
+    assert push_url is not None and push_url.get_secret_value() == "https://env.example/rows?key=k2"
+    assert settings.powerbi_dataset_id("clientes") == "ds-1"
+    assert settings.powerbi_push_url("clientes") is None and settings.powerbi_dataset_id("vendas") is None
+    assert "k2" not in repr(settings)
+    assert settings.child_env()["IVI_POWERBI_VENDAS_PUSH_URL"] == "https://env.example/rows?key=k2"
 
 
 def test_child_processes_see_exactly_the_parent_settings(tmp_path: Path) -> None:

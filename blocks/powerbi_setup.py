@@ -1,0 +1,146 @@
+"""Which Power BI destination each contract's rows go to, saved as block `powerbi-<contract>`.
+
+For every contract with a `[powerbi] table`, in this order:
+
+1. `IVI_POWERBI_<CONTRACT>_PUSH_URL` set: a `PowerBIStreamingDataset` with that URL;
+2. `IVI_POWERBI_<CONTRACT>_DATASET_ID` set: a `PowerBIPushDataset` (REST API, with the
+   tenant, client id, client secret and workspace settings);
+3. neither, and a `PowerBIPushDataset` block already saved (by `ivi powerbi create-dataset`):
+   left as it is, so that `ivi up` does not undo what the user created on purpose;
+4. otherwise: a dataset of the LOCAL STAND-IN, registered with the contract's columns and
+   Power BI types under a fixed id (`ivi-<contract>`) and a key derived from the stack's
+   webhook token, so that running `ivi up` again keeps the same dataset, rows and key.
+
+Blocks of the two classes are different block types, so one name can exist once per class;
+the export loads the streaming one first. Saving one class therefore deletes the other's
+document of the same name, or an old streaming block would shadow a new push dataset.
+Secrets come from the settings only and are never printed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import requests
+from prefect.blocks.core import Block
+from prefect.client.orchestration import get_client
+from prefect.exceptions import ObjectNotFound
+from pydantic import SecretStr
+
+from blocks.powerbi import PowerBIPushDataset, PowerBIStreamingDataset, block_name
+from ivi.settings import Settings
+from processing.contract import Contract, available_contracts, load_contract
+
+STANDIN_TENANT = "ivi-standin"
+REGISTER_TIMEOUT = (5.0, 30.0)
+DestinationBlock = PowerBIStreamingDataset | PowerBIPushDataset
+
+
+def powerbi_contracts() -> list[Contract]:
+    """The contracts whose rows go to Power BI (those with a `[powerbi] table`)."""
+    return [c for name in available_contracts() if (c := load_contract(name)).powerbi_table]
+
+
+def standin_dataset_id(contract: str) -> str:
+    return f"ivi-{contract}"
+
+
+def standin_push_key(contract: str, settings: Settings) -> str:
+    """A push key that is secret (derived from the webhook token) yet the same on every `up`."""
+    secret = settings.webhook_token.get_secret_value().encode()
+    return hmac.new(secret, f"powerbi-standin/{contract}".encode(), hashlib.sha256).hexdigest()[:40]
+
+
+def standin_push_url(contract: str, settings: Settings) -> str:
+    return (
+        f"{settings.powerbi_standin_url}/beta/{STANDIN_TENANT}/datasets/"
+        f"{standin_dataset_id(contract)}/rows?key={standin_push_key(contract, settings)}"
+    )
+
+
+def register_standin_dataset(
+    contract: Contract, settings: Settings, session: requests.Session | None = None
+) -> str:
+    """Create (or re-declare, rows kept) the contract's stand-in dataset; its push URL."""
+    body = {
+        "id": standin_dataset_id(contract.name),
+        "key": standin_push_key(contract.name, settings),
+        "name": contract.name,
+        "group": STANDIN_TENANT,
+        "defaultMode": "Push",
+        "table": contract.powerbi_table,
+        "columns": [{"name": c.name, "dataType": c.powerbi_type} for c in contract.columns],
+    }
+    with session or requests.Session() as http:
+        answer = http.post(
+            f"{settings.powerbi_standin_url}/_standin/datasets", json=body, timeout=REGISTER_TIMEOUT
+        )
+    if answer.status_code != 201:
+        raise RuntimeError(
+            f"the Power BI stand-in refused dataset {body['id']}: HTTP {answer.status_code} "
+            f"{answer.text[:300]}"
+        )
+    return standin_push_url(contract.name, settings)
+
+
+def _existing_push_block(contract: str) -> PowerBIPushDataset | None:
+    try:
+        return PowerBIPushDataset.load(block_name(contract))  # type: ignore[no-any-return]
+    except ValueError:
+        return None
+
+
+def choose_destination(contract: Contract, settings: Settings) -> tuple[DestinationBlock | None, str]:
+    """(block to save or None to keep the saved one, where the rows go, without secrets)."""
+    push_url = settings.powerbi_push_url(contract.name)
+    if push_url is not None:
+        return PowerBIStreamingDataset(push_url=push_url), "push URL from the settings"
+    dataset_id = settings.powerbi_dataset_id(contract.name)
+    if dataset_id is not None:
+        from ivi.powerbi_command import push_dataset_block
+
+        block = push_dataset_block(contract, settings, dataset_id)
+        return block, f"push dataset {dataset_id} from the settings"
+    if _existing_push_block(contract.name) is not None:
+        return None, "push dataset saved by `ivi powerbi create-dataset` (kept)"
+    url = register_standin_dataset(contract, settings)
+    block = PowerBIStreamingDataset(push_url=SecretStr(url))
+    return block, f"local stand-in dataset {standin_dataset_id(contract.name)} (not Power BI)"
+
+
+def delete_block_document(block_class: type[Block], name: str) -> bool:
+    """Delete the `block_class` block called `name`; False when there was none."""
+    with get_client(sync_client=True) as client:
+        try:
+            document = client.read_block_document_by_name(
+                name, block_class.get_block_type_slug(), include_secrets=False
+            )
+        except ObjectNotFound:
+            return False
+        client.delete_block_document(document.id)
+    return True
+
+
+def save_destination(block: DestinationBlock | None, contract: str) -> None:
+    """Save `block` as `powerbi-<contract>` and delete the other class' block of that name.
+
+    With `block` None, only the streaming block is removed (a kept push block must win).
+    """
+    name = block_name(contract)
+    if block is not None:
+        block.save(name, overwrite=True)
+    other: type[Block] = (
+        PowerBIPushDataset if isinstance(block, PowerBIStreamingDataset) else PowerBIStreamingDataset
+    )
+    delete_block_document(other, name)
+
+
+def register_powerbi_blocks(settings: Settings) -> list[tuple[str, str]]:
+    """Save every contract's Power BI block; (block name, where its rows go) for each."""
+    saved: list[tuple[str, str]] = []
+    for contract in powerbi_contracts():
+        block, where = choose_destination(contract, settings)
+        save_destination(block, contract.name)
+        saved.append((block_name(contract.name), where))
+    return saved
