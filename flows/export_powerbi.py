@@ -33,12 +33,12 @@ from processing.contract import Contract
 
 READ_ROWS = 50_000  # the clean CSV is read back in frames of this many rows
 # The global concurrency limit `ivi up` creates per dataset (deployments/apply.py). Power BI
-# takes at most 120 POSTs per minute per dataset (any 60 s span). Prefect frees a slot only
-# once floor(decay * seconds since the limit last changed) >= 1, so with one slot two POSTs
-# are at least 1 / 1.95 = 0.513 s apart: at most 1 + 60 * 1.95 = 118 in any 60 s, leaving 2
-# for arrival jitter. One slot rather than a bucket of 120 keeps bursts out: a burst of 120
-# followed by a steady 2/s would put up to 240 POSTs in one window.
-RATE_LIMIT_SLOTS = 1
+# takes at most 120 POSTs per minute per dataset (any 60 s span). Slots decay at 1.95/s, so
+# with two slots at most 2 + 60 * 1.95 = 119 POSTs fit in any 60 s. Two slots rather than
+# one: with one, a run that found the slot taken waited out Prefect's Retry-After (~2.2 s,
+# measured) before its single POST, which made uploads' latency jump; a bucket of 120 would
+# let a burst of 120 followed by a steady 2/s put up to 240 POSTs in one window.
+RATE_LIMIT_SLOTS = 2
 RATE_LIMIT_SLOT_DECAY_PER_SECOND = 1.95
 # Ask for the next slot only once the last one has decayed (plus a margin for clocks):
 # Prefect restarts a limit's decay clock on every denied request and answers with a

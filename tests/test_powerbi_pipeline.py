@@ -29,7 +29,7 @@ from blocks.powerbi_setup import (
     standin_dataset_id,
     standin_push_key,
 )
-from deployments.apply import POWERBI_SLOT_DECAY_PER_SECOND, ensure_powerbi_rate_limits
+from deployments.apply import POWERBI_LIMIT_SLOTS, POWERBI_SLOT_DECAY_PER_SECOND, ensure_powerbi_rate_limits
 from flows.export_powerbi import load_destination
 from flows.artifacts import artifact_key
 from ivi.settings import REPO_ROOT, Settings
@@ -93,7 +93,7 @@ def test_up_saves_a_standin_block_and_a_rate_limit_per_contract(stack: Settings)
         url = f"{stack.prefect_api_url}/v2/concurrency_limits/powerbi-{contract}"
         limit = prefect_request("GET", url).json()
         assert (limit["limit"], limit["slot_decay_per_second"], limit["active"]) == (
-            1, POWERBI_SLOT_DECAY_PER_SECOND, True
+            POWERBI_LIMIT_SLOTS, POWERBI_SLOT_DECAY_PER_SECOND, True
         )
 
 
@@ -201,7 +201,7 @@ def test_two_files_pushed_at_once_stay_within_120_posts_a_minute(stack: Settings
     assert len(times) == 6
     assert most_posts_in_any_window(times, 60.0) <= 120
     # the pace itself: k POSTs never arrive faster than the limit's decay allows (one of
-    # slack for arrival jitter), so no 60 s span can hold more than 118 + 1
+    # slack for arrival jitter), so no 60 s span can hold more than 119 + 1
     for i in range(len(times)):
         for j in range(i + 1, len(times)):
             assert j - i <= 2 + POWERBI_SLOT_DECAY_PER_SECOND * (times[j] - times[i]), times
@@ -238,7 +238,7 @@ def test_applying_again_brings_a_changed_rate_limit_back(stack: Settings) -> Non
             done = dict(ensure_powerbi_rate_limits(client))
             limit = client.read_global_concurrency_limit_by_name("powerbi-clientes")
     assert done == {"powerbi-clientes": "updated", "powerbi-vendas": "unchanged"}
-    assert (limit.limit, limit.slot_decay_per_second) == (1, POWERBI_SLOT_DECAY_PER_SECOND)
+    assert (limit.limit, limit.slot_decay_per_second) == (POWERBI_LIMIT_SLOTS, POWERBI_SLOT_DECAY_PER_SECOND)
 
 
 @pytest.fixture
