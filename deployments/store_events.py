@@ -45,11 +45,15 @@ class CreatedObject:
     sequencer: str  # the store's ordering token for this change; "" when unknown
 
     def event_id(self) -> uuid.UUID:
-        """A deterministic id for this delivery when the store gave something to derive it."""
-        if not (self.etag or self.sequencer):
-            return uuid.uuid4()
-        name = f"{self.bucket}/{self.key}\n{self.etag}\n{self.sequencer}"
-        return uuid.uuid5(EVENT_ID_NAMESPACE, name)
+        """One id per object version, so that Prefect (which keeps one event per id) starts
+        one run for it: re-deliveries, SeaweedFS' `update` right after its `create`, and an
+        identical re-upload are all the same version to the pipeline. Without an eTag the
+        store's sequencer tells deliveries apart; without either, every delivery is new."""
+        if self.etag:
+            return uuid.uuid5(EVENT_ID_NAMESPACE, f"{self.bucket}/{self.key}\n{self.etag}")
+        if self.sequencer:
+            return uuid.uuid5(EVENT_ID_NAMESPACE, f"{self.bucket}/{self.key}\n\n{self.sequencer}")
+        return uuid.uuid4()
 
     def prefect_event(self) -> dict[str, Any]:
         """The Prefect event. Every label is always present (a missing templated label makes
