@@ -109,11 +109,14 @@ def _wait_for_slot_decay(limit: str) -> None:
 )
 def push_batch(destination: Destination, batch: Batch, version: str, limit: str) -> int:
     """POST one batch (its result, the row count, marks it accepted for good)."""
-    _wait_for_slot_decay(limit)
-    rate_limit(limit, occupy=1, strict=True)
-    _last_slot_at[limit] = time.monotonic()
+
+    def take_slot() -> None:  # every POST, retries included, takes a slot of the limit
+        _wait_for_slot_decay(limit)
+        rate_limit(limit, occupy=1, strict=True)
+        _last_slot_at[limit] = time.monotonic()
+
     with requests.Session() as session:
-        post_batch(destination, batch, session)
+        post_batch(destination, batch, session, before_each_post=take_slot)
     return batch.row_count
 
 

@@ -227,8 +227,12 @@ def post_batch(
     policy: RetryPolicy = RetryPolicy(),
     sleep: Callable[[float], None] = time.sleep,
     stats: PostStats | None = None,
+    before_each_post: Callable[[], None] = lambda: None,
 ) -> None:
     """POST one batch until the service accepts it, or raise `PowerBIError`.
+
+    `before_each_post` runs before every attempt, retries included: a retry is a POST too,
+    and counts against the service's per-minute limit (the flow takes a rate-limit slot there).
 
     429: wait for Retry-After, then retry (at most `policy.max_throttled` times). 5xx and
     connection errors: exponential backoff, at most `policy.max_attempts` tries in all. 401:
@@ -246,6 +250,7 @@ def post_batch(
     body = destination.request_body(batch)
     refreshed = False
     while True:
+        before_each_post()
         stats.attempts += 1
         headers = {"Content-Type": "application/json", **destination.auth_headers()}
         try:

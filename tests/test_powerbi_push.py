@@ -125,6 +125,20 @@ def test_500s_are_retried_with_exponential_backoff_and_each_row_arrives_once(
     assert_exactly(standin, dataset, range(10))
 
 
+def test_every_post_retries_included_takes_a_rate_limit_slot_first(
+    standin: StandIn, session: requests.Session
+) -> None:
+    dataset = standin.register(COLUMNS)
+    standin.fault(dataset.id, "429", count=1, retry_after=1)
+    standin.fault(dataset.id, "500", count=1)
+    slots: list[int] = []
+    stats = PostStats()
+    post_batch(streaming(dataset), one_batch(), session, policy=FAST, sleep=Sleeps(), stats=stats,
+               before_each_post=lambda: slots.append(len(slots)))
+    assert len(slots) == stats.attempts == 3
+    assert_exactly(standin, dataset, range(10))
+
+
 def test_a_dropped_connection_is_retried_and_each_row_arrives_once(
     standin: StandIn, session: requests.Session
 ) -> None:
