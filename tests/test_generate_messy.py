@@ -6,27 +6,14 @@ reading the written bytes back with the standard `csv` module (`reference_truth`
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _load_generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("generate_messy", REPO / "bench" /
-                                                  "generate_messy.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("generate_messy", module)
-    spec.loader.exec_module(module)
-    return module
+from tests.messy_support import load_generator
 
 
-gm = _load_generator()
+
+gm = load_generator()
 
 CASES = [("vendas", "utf-8", ","), ("vendas", "utf-16", ";"), ("clientes", "cp1252", ","),
          ("clientes", "utf-8-sig", ";")]

@@ -9,35 +9,21 @@ engine chunks, and the prototype's own sample files are checked against counts m
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from ivi.cli import main
+from tests.messy_support import load_generator
 
-REPO = Path(__file__).resolve().parents[1]
 # In CI (and here) the shared/ folder sits beside the clone.
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def _load_generator() -> ModuleType:
-    """bench/ is not a package: load the generator from its file."""
-    spec = importlib.util.spec_from_file_location("generate_messy", REPO / "bench" /
-                                                  "generate_messy.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("generate_messy", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-gm = _load_generator()
+gm = load_generator()
 
 ENCODINGS = ["utf-8", "utf-8-sig", "cp1252", "utf-16"]
 DELIMITERS = [",", ";"]
