@@ -7,11 +7,11 @@ import json
 import time
 from typing import Any
 
-import httpx
 from minio import Minio
 
 from flows.store import OutputKeys, minio_client, read_report
 from ivi.settings import Settings
+from tests.stack_support import prefect_request
 
 FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
@@ -113,18 +113,6 @@ def artifacts_with_key(settings: Settings, key: str) -> list[dict[str, Any]]:
         json={"artifacts": {"key": {"any_": [key]}}},
     )
     return list(response.json())
-
-
-def prefect_request(method: str, url: str, attempts: int = 6, **kwargs: Any) -> httpx.Response:
-    """A Prefect API call that retries the server's 503 (its SQLite database was busy and the
-    transaction rolled back), as Prefect's own client does."""
-    for attempt in range(attempts):
-        response = httpx.request(method, url, timeout=10, **kwargs)
-        if response.status_code != 503 or attempt == attempts - 1:
-            break
-        time.sleep(0.5 * (attempt + 1))
-    response.raise_for_status()
-    return response
 
 
 def run_deployment_now(settings: Settings, name: str, parameters: dict[str, Any] | None = None) -> str:

@@ -70,12 +70,24 @@ def auth_headers(settings: Settings) -> dict[str, str]:
     return {"Authorization": f"Bearer {settings.webhook_token.get_secret_value()}"}
 
 
+def prefect_request(method: str, url: str, attempts: int = 6, **kwargs: Any) -> httpx.Response:
+    """A Prefect API call that retries the server's 503 (its SQLite database was busy and the
+    transaction rolled back), as Prefect's own client does."""
+    kwargs.setdefault("timeout", 10)
+    for attempt in range(attempts):
+        response = httpx.request(method, url, **kwargs)
+        if response.status_code != 503 or attempt == attempts - 1:
+            break
+        time.sleep(0.5 * (attempt + 1))
+    response.raise_for_status()
+    return response
+
+
 def prefect_events(settings: Settings, event_filter: dict[str, Any]) -> list[dict[str, Any]]:
     """Events stored by the Prefect server that match `event_filter` (its EventFilter JSON)."""
-    response = httpx.post(
-        f"{settings.prefect_api_url}/events/filter", json={"filter": event_filter, "limit": 50}
+    response = prefect_request(
+        "POST", f"{settings.prefect_api_url}/events/filter", json={"filter": event_filter, "limit": 50}
     )
-    response.raise_for_status()
     events: list[dict[str, Any]] = response.json()["events"]
     return events
 

@@ -23,8 +23,7 @@ import httpx
 import psutil
 import pytest
 from minio import Minio
-from tests.pipeline_support import prefect_request
-from tests.stack_support import isolated_settings
+from tests.stack_support import isolated_settings, prefect_request
 
 from ivi import seaweed
 from ivi import stack as ivi_stack
@@ -74,7 +73,7 @@ def _s3(settings: Settings) -> Minio:
 
 
 def _runs_for(settings: Settings, key: str) -> list[dict[str, Any]]:
-    runs = httpx.post(f"{settings.prefect_api_url}/flow_runs/filter", json={}).json()
+    runs = prefect_request("POST", f"{settings.prefect_api_url}/flow_runs/filter", json={}).json()
     return [run for run in runs if run["parameters"].get("key") == key]
 
 
@@ -95,7 +94,7 @@ def test_an_upload_to_the_raw_bucket_starts_a_process_object_run(stack: Settings
 
     [run] = _wait_for_runs(stack, key, 1)
     assert run["parameters"] == {"bucket": "raw", "key": key, "etag": etag}
-    deployment = httpx.get(f"{stack.prefect_api_url}/deployments/{run['deployment_id']}").json()
+    deployment = prefect_request("GET", f"{stack.prefect_api_url}/deployments/{run['deployment_id']}").json()
     assert deployment["name"] == "process-object"
 
 
@@ -133,7 +132,7 @@ def _prefect_snapshot(api: str) -> dict[str, Any]:
             "tags": d["tags"],
             "schedules": [(s["schedule"], s["active"]) for s in d["schedules"]],
         }
-        for d in httpx.post(f"{api}/deployments/filter", json={}).json()
+        for d in prefect_request("POST", f"{api}/deployments/filter", json={}).json()
     }
     automations = sorted(
         json.dumps(
@@ -142,7 +141,7 @@ def _prefect_snapshot(api: str) -> dict[str, Any]:
              "actions": a["actions"]},
             sort_keys=True,
         )
-        for a in httpx.post(f"{api}/automations/filter", json={}).json()
+        for a in prefect_request("POST", f"{api}/automations/filter", json={}).json()
     )
     return {"deployments": deployments, "automations": automations}
 
@@ -198,12 +197,12 @@ def test_up_again_starts_nothing_redeploys_identically_and_removes_orphan_automa
 def test_secrets_are_in_blocks_not_in_deployments_or_logs(stack: Settings) -> None:
     api = stack.prefect_api_url
     secrets = [stack.webhook_token.get_secret_value(), stack.s3_secret_key.get_secret_value()]
-    deployments = httpx.post(f"{api}/deployments/filter", json={}).text
+    deployments = prefect_request("POST", f"{api}/deployments/filter", json={}).text
     logs = "".join(p.read_text(errors="replace") for p in (stack.data_dir / "logs").glob("*.log"))
     for secret in secrets:
         assert secret not in deployments
         assert secret not in logs
-    block = httpx.get(f"{api}/block_types/slug/minio-credentials/block_documents/name/minio-credentials").json()
+    block = prefect_request("GET", f"{api}/block_types/slug/minio-credentials/block_documents/name/minio-credentials").json()
     assert block["data"]["minio_root_user"] == stack.s3_access_key
     assert block["data"]["minio_root_password"] != stack.s3_secret_key.get_secret_value()  # obfuscated
 
