@@ -19,6 +19,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from processing.source import line_breaks, record_ends
+
 LINE = "_line"
 
 
@@ -78,7 +80,7 @@ def parse_chunk(data: bytes, first_line: int, layout: Layout) -> ParsedChunk:
         return _parse_with_csv_module(data, first_line, layout)
     breaks = line_breaks(data)
     starts, empty = _record_starts(data, breaks)
-    lines = first_line + _breaks_before(breaks, starts)
+    lines = first_line + np.searchsorted(breaks, starts)
     keep = ~empty
     nonempty = np.flatnonzero(keep)  # pyarrow numbers records without the empty lines
     ragged: list[RaggedRow] = []
@@ -97,30 +99,13 @@ def parse_chunk(data: bytes, first_line: int, layout: Layout) -> ParsedChunk:
     return ParsedChunk(frame=frame, ragged=ragged)
 
 
-def line_breaks(data: bytes) -> np.ndarray:
-    """Offsets of every physical line break: `\\n`, a lone `\\r`, and the `\\n` of `\\r\\n`.
-
-    One byte mask at a time: the chunk is megabytes long and each mask costs its size again.
-    """
-    arr = np.frombuffer(data, dtype=np.uint8)
-    newlines = np.flatnonzero(arr == 10)
-    if b"\r" not in data:
-        return newlines
-    returns = np.flatnonzero(arr == 13)
-    followed_by_newline = returns + 1 < len(arr)
-    followed_by_newline[followed_by_newline] = arr[returns[followed_by_newline] + 1] == 10
-    return np.union1d(newlines, returns[~followed_by_newline])
-
-
 def _record_starts(data: bytes, breaks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Start offset of every record and whether it is empty, as pyarrow sees records.
 
-    A record ends at a line break outside quotes; the empty record after a final line break
-    is not a record.
+    The empty record after a final line break is not a record.
     """
     arr = np.frombuffer(data, dtype=np.uint8)
-    quotes = np.flatnonzero(arr == 34) if b'"' in data else np.empty(0, dtype=np.intp)
-    ends = breaks[(np.searchsorted(quotes, breaks) & 1) == 0]
+    ends = record_ends(data, breaks)
     starts = np.concatenate(([0], ends + 1))
     # a record's content stops before its `\r\n`
     crlf = (ends > 0) & (arr[ends] == 10) & (arr[np.maximum(ends - 1, 0)] == 13)
@@ -128,10 +113,6 @@ def _record_starts(data: bytes, breaks: np.ndarray) -> tuple[np.ndarray, np.ndar
     if starts[-1] >= len(arr):  # nothing after the last break
         starts, content_ends = starts[:-1], content_ends[:-1]
     return starts, content_ends <= starts
-
-
-def _breaks_before(breaks: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    return np.searchsorted(breaks, offsets)
 
 
 def _parse_with_csv_module(data: bytes, first_line: int, layout: Layout) -> ParsedChunk:

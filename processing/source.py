@@ -224,14 +224,27 @@ def _skip_one_newline(data: bytes) -> bytes:
     return data
 
 
-def _record_breaks(data: bytes) -> np.ndarray:
-    """Offsets of line breaks that end a record (outside quotes); `\\r\\n` ends at the `\\n`."""
+def line_breaks(data: bytes) -> np.ndarray:
+    """Offsets of every physical line break: `\\n`, a lone `\\r`, and the `\\n` of `\\r\\n`.
+
+    One byte mask at a time: the chunk is megabytes long and each mask costs its size again.
+    """
     arr = np.frombuffer(data, dtype=np.uint8)
-    is_nl = arr == 10
-    breaks_mask = is_nl | (arr == 13)
-    breaks_mask[:-1] &= ~((arr[:-1] == 13) & is_nl[1:])  # the \r of \r\n is not a break
-    breaks = np.flatnonzero(breaks_mask)
-    quotes = np.flatnonzero(arr == 34)
+    newlines = np.flatnonzero(arr == 10)
+    if b"\r" not in data:
+        return newlines
+    returns = np.flatnonzero(arr == 13)
+    followed_by_newline = returns + 1 < len(arr)
+    followed_by_newline[followed_by_newline] = arr[returns[followed_by_newline] + 1] == 10
+    return np.union1d(newlines, returns[~followed_by_newline])
+
+
+def record_ends(data: bytes, breaks: np.ndarray | None = None) -> np.ndarray:
+    """The line breaks that end a record: those with an even number of quotes before them."""
+    breaks = line_breaks(data) if breaks is None else breaks
+    if b'"' not in data:
+        return breaks
+    quotes = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 34)
     return breaks[(np.searchsorted(quotes, breaks) & 1) == 0]
 
 
@@ -240,7 +253,7 @@ def _first_record_end(data: bytes) -> int | None:
     quick = min((i for i in (data.find(b"\n"), data.find(b"\r")) if i >= 0), default=-1)
     if quick >= 0 and data.count(b'"', 0, quick) % 2 == 0:
         return quick
-    breaks = _record_breaks(data)
+    breaks = record_ends(data)
     if len(breaks) == 0:
         return None
     end = int(breaks[0])
@@ -259,7 +272,7 @@ def _last_record_end(data: bytes, delimiter: str) -> int | None:
     if quick >= 0 and data.count(b'"', 0, quick) % 2 == 0:
         return quick + 1
     candidate = None
-    for position in _record_breaks(data)[::-1][:2]:
+    for position in record_ends(data)[::-1][:2]:
         position = int(position)
         if data[position] == 13 and position + 1 == len(data):
             continue  # may be the \r of a \r\n split across reads
@@ -273,11 +286,7 @@ def _last_record_end(data: bytes, delimiter: str) -> int | None:
 
 def _line_starts(data: bytes) -> np.ndarray:
     """Offset of the first byte of every physical line (as the csv module counts lines)."""
-    arr = np.frombuffer(data, dtype=np.uint8)
-    is_nl = arr == 10
-    breaks_mask = is_nl | (arr == 13)
-    breaks_mask[:-1] &= ~((arr[:-1] == 13) & is_nl[1:])
-    return np.concatenate(([0], np.flatnonzero(breaks_mask) + 1))
+    return np.concatenate(([0], line_breaks(data) + 1))
 
 
 def _csv_records_lines(data: bytes, delimiter: str, strict: bool) -> tuple[list[int], bool]:
