@@ -3,18 +3,21 @@
 Run as `python -m deployments.apply` in a process whose Prefect settings point at the server
 (`ivi up` starts it with the right environment). In order:
 
-1. the `local-process` work pool (created once, with the process worker's default template);
+1. the work pool `IVI_WORK_POOL` when it is a process pool (created once, with the process
+   worker's template); other pool types (kubernetes) belong to their worker or the infra code;
 2. the blocks (`blocks/register.py`: secrets from the settings, never from prefect.yaml),
    among them `powerbi-<contract>` for each contract with a Power BI table, and the global
    concurrency limit `powerbi-<contract>` that paces its POSTs;
 3. `prefect deploy --all` of `prefect.yaml` (deployments, triggers, schedules; a second run
-   changes nothing but the trigger automations' ids, which Prefect recreates);
+   changes nothing but the trigger automations' ids, which Prefect recreates), with the
+   settings prefect.yaml names as `{{ $IVI_... }}` in its environment;
 4. orphan automations removed: `prefect deployment delete` leaves a deleted deployment's
    trigger automation behind, and its action would fail on every matching event.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -40,7 +43,6 @@ from flows.export_powerbi import (
 )
 from ivi.settings import REPO_ROOT, Settings
 
-WORK_POOL = "local-process"
 PREFECT_FILE = REPO_ROOT / "prefect.yaml"
 # The Power BI rate limit's values, and why they are what they are, live with the task that
 # uses them (flows/export_powerbi.py).
@@ -62,7 +64,7 @@ def pool_job_template() -> dict[str, Any]:
     return template
 
 
-def ensure_work_pool(client: SyncPrefectClient, name: str = WORK_POOL) -> bool:
+def ensure_work_pool(client: SyncPrefectClient, name: str) -> bool:
     """Create the process work pool when absent (or bring its template up to date); True
     when it was created."""
     template = pool_job_template()
@@ -127,14 +129,24 @@ def ensure_powerbi_rate_limits(client: SyncPrefectClient) -> list[tuple[str, str
     ]
 
 
-def deploy_all(prefect_file: Path = PREFECT_FILE) -> None:
-    """`prefect deploy --all`, from the repository root (recorded as the flows' working dir)."""
+def deploy_all(settings: Settings, prefect_file: Path = PREFECT_FILE) -> None:
+    """`prefect deploy --all`, from the repository root (recorded as the flows' working dir).
+
+    prefect.yaml reads the work pool and the raw bucket as `{{ $IVI_WORK_POOL }}` and
+    `{{ $IVI_RAW_BUCKET }}`; the child gets them from `settings`, whatever the shell has.
+    """
     subprocess.run(
         [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all",
          "--prefect-file", str(prefect_file)],
         cwd=prefect_file.parent,
+        env={**os.environ, **deploy_env(settings)},
         check=True,
     )
+
+
+def deploy_env(settings: Settings) -> dict[str, str]:
+    """The variables prefect.yaml is templated with (no secret among them)."""
+    return {"IVI_WORK_POOL": settings.work_pool, "IVI_RAW_BUCKET": settings.raw_bucket}
 
 
 def delete_orphan_automations(client: SyncPrefectClient) -> list[str]:
@@ -166,15 +178,16 @@ def _deployment_exists(client: SyncPrefectClient, deployment_id: UUID) -> bool:
 
 
 def apply(settings: Settings) -> None:
-    with get_client(sync_client=True) as client:
-        if ensure_work_pool(client):
-            print(f"created work pool {WORK_POOL}")
+    if settings.work_pool_type == ProcessWorker.type:
+        with get_client(sync_client=True) as client:
+            if ensure_work_pool(client, settings.work_pool):
+                print(f"created work pool {settings.work_pool}")
     for name in register_blocks(settings):
         print(f"saved block {name}")
     with get_client(sync_client=True) as client:
         for name, done in ensure_powerbi_rate_limits(client):
             print(f"rate limit {name}: {done}")
-    deploy_all()
+    deploy_all(settings)
     with get_client(sync_client=True) as client:
         for name in delete_orphan_automations(client):
             print(f"deleted orphan automation {name!r}")

@@ -23,7 +23,6 @@ from ivi.settings import REPO_ROOT, Settings
 SERVER = "prefect-server"
 WORKER = "worker"
 ENGINE = "engine"
-WORK_POOL = "local-process"  # also named in prefect.yaml
 
 
 def prefect_home(settings: Settings) -> str:
@@ -68,7 +67,7 @@ def server_command(settings: Settings) -> list[str]:
 def worker_command(settings: Settings) -> list[str]:
     return [
         sys.executable, "-m", "prefect", "worker", "start",
-        "--pool", WORK_POOL, "--type", "process", "--name", f"ivi-{settings.prefect_port}",
+        "--pool", settings.work_pool, "--type", "process", "--name", f"ivi-{settings.prefect_port}",
     ]
 
 
@@ -95,7 +94,7 @@ def server_is_ready(settings: Settings) -> bool:
 def worker_is_ready(settings: Settings, since: float) -> bool:
     """A worker of our pool sent a heartbeat after `since` (a Unix time)."""
     response = httpx.post(
-        f"{settings.prefect_api_url}/work_pools/{WORK_POOL}/workers/filter", json={}, timeout=2
+        f"{settings.prefect_api_url}/work_pools/{settings.work_pool}/workers/filter", json={}, timeout=2
     )
     if response.status_code != 200:
         return False

@@ -98,6 +98,11 @@ class Settings(BaseSettings):
     prefect_host: str = "127.0.0.1"
     prefect_port: int = 4200
     worker_query_seconds: float = 1.0
+    # The work pool the deployments of prefect.yaml run on. `process` pools are created and
+    # kept up to date by `deployments/apply.py`; any other type (kubernetes) is created by its
+    # worker (`prefect worker start --type kubernetes`) or by the infra code.
+    work_pool: str = "local-process"
+    work_pool_type: str = "process"
 
     # Power BI stand-in (used by the export).
     powerbi_port: int = 8765
