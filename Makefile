@@ -13,7 +13,7 @@ UV := python3 -m uv
 $(STAMP): pyproject.toml
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install -q uv
 	$(UV) venv -q --allow-existing --python python3.11 $(VENV)
-	$(UV) pip install -q --python $(VENV)/bin/python -e '.[dev]'
+	$(UV) pip install -q --compile-bytecode --python $(VENV)/bin/python -e '.[dev]'
 	@touch $@
 
 test: install

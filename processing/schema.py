@@ -7,10 +7,12 @@ duplicates) cannot be seen one chunk at a time and live in dedup.py.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 import pandera.polars as pa
 import polars as pl
+from pandera.api.polars.container import DataFrameSchema
 
 from processing.clean import POLARS_TYPES
 from processing.contract import ColumnSpec, Contract, RowCheck
@@ -18,6 +20,29 @@ from processing.contract import ColumnSpec, Contract, RowCheck
 # Polars 2 starts each small query on its default engine at ~0.3 ms, and Pandera issues about
 # a hundred per chunk: the in-memory engine cuts validation time per chunk by a quarter.
 pl.Config.set_engine_affinity("in-memory")
+
+
+def _register_backends_without_strategies() -> None:
+    """Register Pandera's polars backends now, without importing hypothesis.
+
+    Pandera registers them on the first `validate()`, and that imports its data-synthesis
+    strategies, which import hypothesis when it is installed (it is, for the tests). We never
+    synthesise data; the import cost every `ivi process` and every flow run (each forked from
+    the pre-warmed engine, which imports this module) 1.7-2.1 s on a loaded machine, 0.05-0.11 s
+    without it. Registering at import time also moves the rest of the work into the
+    pre-warmed engine, before the fork. A process that already imported hypothesis keeps it.
+    """
+    blocked = "hypothesis" not in sys.modules
+    if blocked:
+        sys.modules["hypothesis"] = None  # type: ignore[assignment]  # makes `import` fail
+    try:
+        DataFrameSchema.register_default_backends(pl.LazyFrame)
+    finally:
+        if blocked:
+            del sys.modules["hypothesis"]
+
+
+_register_backends_without_strategies()
 
 
 def _typed_allowed(spec: ColumnSpec) -> list[object]:
