@@ -106,6 +106,9 @@ class Settings(BaseSettings):
 
     # Power BI stand-in (used by the export).
     powerbi_port: int = 8765
+    # Where the setup and the flows reach the stand-in: 127.0.0.1 for `ivi up`, its service
+    # name in docker-compose.
+    powerbi_standin_host: str = "127.0.0.1"
     # Power BI push datasets through the REST API (`ivi powerbi create-dataset`). Unset API
     # URL and authority mean the local stand-in; an empty secret lets `ivi` make one up for it.
     powerbi_api_url: str | None = None
@@ -201,7 +204,7 @@ class Settings(BaseSettings):
 
     @property
     def powerbi_url(self) -> str:
-        return f"http://127.0.0.1:{self.powerbi_port}"
+        return f"http://{self.powerbi_standin_host}:{self.powerbi_port}"
 
     @property
     def powerbi_standin_url(self) -> str:
