@@ -1,0 +1,98 @@
+"""Create or update the Kubernetes work pool with the project's flow-run job template.
+
+Run by the setup Job (infra/k8s/base/setup-job.yaml) before `python -m deployments.apply`:
+
+    python configure_work_pool.py base-job-template.json
+
+`base-job-template.json` is prefect-kubernetes' default template with what every flow run of
+this project needs: the `ivi-config` ConfigMap as environment, the shared `ivi-data` volume
+at IVI_DATA_DIR (the flows' locks), a writable /tmp on a read-only root filesystem, a
+service account without API access, resource requests and a TTL for finished Jobs. Two
+defaults are only known in the cluster, so they come from the environment:
+
+- FLOW_RUN_IMAGE: the image the flows run in (the overlays copy the worker's image here);
+- FLOW_RUN_NAMESPACE: the namespace the Jobs are created in (the setup Job's own).
+
+The pool named IVI_WORK_POOL is created when absent and its template replaced when it
+differs, so the Job can run again after every upgrade. The worker never creates the pool
+(`--no-create-pool-if-not-found`): a pool made with the stock template would run the flows
+in Prefect's image, without the project's code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+KUBERNETES_POOL_TYPE = "kubernetes"
+
+
+def flow_run_template(template: dict[str, Any], image: str, namespace: str) -> dict[str, Any]:
+    """The template with the flow runs' image and namespace as its variables' defaults."""
+    if not image:
+        raise ValueError("FLOW_RUN_IMAGE is empty: the flow runs would have no image")
+    if not namespace:
+        raise ValueError("FLOW_RUN_NAMESPACE is empty: the flow runs would have no namespace")
+    filled = json.loads(json.dumps(template))  # a deep copy; the input stays as read
+    properties = filled["variables"]["properties"]
+    properties["image"]["default"] = image
+    properties["namespace"]["default"] = namespace
+    return filled
+
+
+def ensure_pool(name: str, template: dict[str, Any]) -> str:
+    """Create the pool, or bring its template up to date; say which was done."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            pool = client.read_work_pool(name)
+        except ObjectNotFound:
+            pool = None
+        if pool is None:
+            try:
+                client.create_work_pool(
+                    WorkPoolCreate(name=name, type=KUBERNETES_POOL_TYPE, base_job_template=template)
+                )
+                return "created"
+            except ObjectAlreadyExists:  # created in between (another setup run)
+                pool = client.read_work_pool(name)
+        if pool.type != KUBERNETES_POOL_TYPE:
+            raise SystemExit(
+                f"work pool {name!r} exists with type {pool.type!r}, not {KUBERNETES_POOL_TYPE!r}:"
+                " delete it or choose another IVI_WORK_POOL"
+            )
+        if pool.base_job_template == template:
+            return "unchanged"
+        client.update_work_pool(name, WorkPoolUpdate(base_job_template=template))
+        return "updated"
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print(f"usage: {argv[0]} BASE_JOB_TEMPLATE.json", file=sys.stderr)
+        return 2
+    pool_type = os.environ.get("IVI_WORK_POOL_TYPE", "")
+    if pool_type != KUBERNETES_POOL_TYPE:
+        print(f"IVI_WORK_POOL_TYPE is {pool_type!r}, expected {KUBERNETES_POOL_TYPE!r}", file=sys.stderr)
+        return 2
+    name = os.environ["IVI_WORK_POOL"]
+    template = flow_run_template(
+        json.loads(Path(argv[1]).read_text(encoding="utf-8")),
+        image=os.environ.get("FLOW_RUN_IMAGE", ""),
+        namespace=os.environ.get("FLOW_RUN_NAMESPACE", ""),
+    )
+    done = ensure_pool(name, template)
+    print(f"work pool {name} ({KUBERNETES_POOL_TYPE}): {done}; flow runs use "
+          f"{template['variables']['properties']['image']['default']} in namespace "
+          f"{template['variables']['properties']['namespace']['default']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
