@@ -47,9 +47,6 @@ def env(settings: Settings) -> dict[str, str]:
             # blocks/register.py; registering every installed block type at start-up
             # would add seconds to each server start.
             "PREFECT_API_BLOCKS_REGISTER_ON_START": "false",
-            # The server answers SQLite-busy 503s with Retry-After: 0.2 (ivi/prefect_server.py);
-            # 25 attempts keep the clients' budget for a busy database at ~5 s.
-            "PREFECT_CLIENT_MAX_RETRIES": "25",
             # Events are visible (UI, /api/events/filter) within half a second, not 5 s.
             "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL": "0.5",
             # the work pool's job command finds the pre-warmed engine here
