@@ -68,7 +68,14 @@ class RetryUnavailable:
 
         # routing writes into the scope (a mount sets root_path, path params, the endpoint):
         # each attempt starts from the scope as the server gave it
-        await self.app(dict(scope), replay, forward)
+        try:
+            await self.app(dict(scope), replay, forward)
+        except Exception:
+            # Prefect turns "database is locked" into its 503 in an exception handler, and
+            # Starlette re-raises the exception after that response is sent; when this
+            # attempt is retried, the exception is answered by the next attempt
+            if not swallowed:
+                raise
         return not swallowed
 
 

@@ -62,6 +62,35 @@ async def test_a_retried_request_is_routed_again_through_a_mounted_api() -> None
     assert response.status_code == 201 and seen == [b"z"] * 3
 
 
+class DatabaseLocked(Exception):
+    pass
+
+
+@pytest.mark.anyio
+async def test_a_503_from_an_exception_handler_is_retried_as_prefect_raises_it() -> None:
+    """Prefect answers "database is locked" from an exception handler for `Exception`, which
+    Starlette runs in its outermost middleware and then re-raises."""
+    api = FastAPI()
+    calls: list[int] = []
+
+    @api.post("/write")
+    async def write() -> dict[str, int]:
+        calls.append(1)
+        if len(calls) <= 2:
+            raise DatabaseLocked("database is locked")
+        return {"stored": len(calls)}
+
+    async def unavailable(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"exception_message": "Service Unavailable"}, status_code=503)
+
+    api.add_exception_handler(Exception, unavailable)
+    root = FastAPI()
+    root.mount("/api", api)
+    root.add_middleware(RetryUnavailable, delays=FAST)
+    response = await _send(root, "POST", "/api/write", b"w")
+    assert response.status_code == 200 and response.json() == {"stored": 3}
+
+
 @pytest.mark.anyio
 async def test_a_database_busy_for_longer_lets_the_503_out_to_the_client() -> None:
     app, seen = _app(busy_times=100)
