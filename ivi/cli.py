@@ -36,6 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="say what runs")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     commands.add_parser("demo", help="start the stack and push the sample files through it")
+    replay = commands.add_parser(
+        "replay", help="send a raw object's quarantined rows through the pipeline again (after a contract fix)"
+    )
+    replay.add_argument("key", help="the object's key in the raw bucket, e.g. vendas/2026/nov.csv")
+    replay.add_argument("--dry-run", action="store_true", help="say what would be uploaded, upload nothing")
 
     powerbi = commands.add_parser("powerbi", help="Power BI setup")
     powerbi_commands = powerbi.add_subparsers(dest="powerbi_command", required=True, metavar="ACTION")
@@ -71,6 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_demo()
     if args.command == "powerbi":
         return _powerbi(args)
+    if args.command == "replay":
+        from ivi.replay_command import run_replay_command
+
+        return run_replay_command(args)
     parser.error(f"unknown command {args.command}")
     return EXIT_USAGE
 

@@ -1,0 +1,72 @@
+# The module inputs this root passes on (descriptions and validation live in the module).
+
+variable "image" {
+  type = string
+}
+
+variable "vpc_id" {
+  type = string
+}
+
+variable "public_subnet_ids" {
+  type = list(string)
+}
+
+variable "private_subnet_ids" {
+  type = list(string)
+}
+
+variable "relay_domain_name" {
+  type = string
+}
+
+variable "certificate_arn" {
+  type = string
+}
+
+variable "route53_zone_id" {
+  type    = string
+  default = ""
+}
+
+variable "bucket_prefix" {
+  type = string
+}
+
+variable "prefect_ui_allowed_cidrs" {
+  type    = list(string)
+  default = []
+}
+
+variable "worker_count" {
+  type    = number
+  default = 1
+}
+
+variable "powerbi" {
+  type = object({
+    api_url        = optional(string, "https://api.powerbi.com")
+    authority_host = optional(string, "https://login.microsoftonline.com")
+    tenant_id      = optional(string, "")
+    client_id      = optional(string, "")
+    workspace_id   = optional(string, "")
+  })
+  default = {}
+}
+
+variable "powerbi_client_secret" {
+  type      = string
+  default   = ""
+  sensitive = true
+}
+
+variable "powerbi_dataset_ids" {
+  type    = map(string)
+  default = {}
+}
+
+variable "powerbi_push_urls" {
+  type      = map(string)
+  default   = {}
+  sensitive = true
+}
