@@ -7,10 +7,12 @@ between; it imports nothing of the pipeline and talks to Prefect over plain HTTP
 Answers, chosen for MinIO's delivery semantics (with `queue_dir` it retries the oldest
 undelivered event every 3 s, forever, on any non-2xx answer, blocking everything behind it):
 
-- 401: no or wrong bearer token (checked before the body is read).
-- 413: body larger than `IVI_RELAY_MAX_BODY_BYTES` (counted while reading the stream).
-- 400: a body that is not a JSON object. Neither MinIO nor SeaweedFS ever sends one, so it
-  can only come from a misconfigured sender, which should hear about it.
+- 401: no or wrong bearer token (checked before the body is read, in constant time).
+- 413: body larger than `IVI_RELAY_MAX_BODY_BYTES` (counted while reading the stream; a
+  declared Content-Length beyond what would be drained is refused before reading).
+- 400: a body that is not a JSON object (or is JSON no store writes: NaN, lone surrogate
+  escapes, nesting or numbers beyond what Python reads). Neither MinIO nor SeaweedFS ever
+  sends one, so it can only come from a misconfigured sender, which should hear about it.
 - 200: everything well-formed, whether it started runs or was ignored (deletes, folders,
   multipart parts, other buckets, other suffixes, liveness pings, unknown shapes).
 - 503: Prefect's API unreachable, timing out, or answering 5xx, 429, 401 or 403: a transient
@@ -21,18 +23,23 @@ undelivered event every 3 s, forever, on any non-2xx answer, blocking everything
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.requests import ClientDisconnect
 
 from deployments.store_events import (
+    MINIO_BODY_SCHEMA,
+    SEAWEEDFS_BODY_SCHEMA,
     CreatedObject,
     Ignored,
     Outcome,
@@ -45,15 +52,70 @@ from ivi.settings import Settings
 log = logging.getLogger("ivi.relay")
 
 PREFECT_TIMEOUT_SECONDS = 10.0
-# An oversized body is drained up to this many bytes (so the sender reads our 413 instead
-# of a reset connection), then the connection is dropped.
+# An oversized body is drained up to this many bytes and for at most this long (so the
+# sender reads our 413 instead of a reset connection), then the connection is dropped. A
+# sender that declares more than that gets the 413 at once: it would not be drained anyway,
+# and a Content-Length that lies upwards must not hold the relay waiting for bytes.
 DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
+DRAIN_SECONDS = 5.0
 
 Parser = Callable[[Mapping[str, Any]], Iterable[Outcome]]
 
 
 class PrefectUnavailable(Exception):
     """Prefect's API could not take the events now; the store should retry."""
+
+
+# --- the answers, as the OpenAPI document (`/openapi.json`) describes them ------------------
+class Sent(BaseModel):
+    key: str
+    event_id: str
+
+
+class Skipped(BaseModel):
+    key: str
+    reason: str
+
+
+class Answer(BaseModel):
+    """What became of a webhook body: events posted to Prefect, refused by it, or ignored."""
+
+    posted: list[Sent]
+    dropped: list[Sent]
+    ignored: list[Skipped]
+
+
+class Refusal(BaseModel):
+    detail: str
+
+
+EVENT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": Answer, "description": "Read: every object posted, dropped or ignored."},
+    400: {"model": Refusal, "description": "The body is not a JSON object."},
+    401: {"model": Refusal, "description": "Missing or wrong bearer token."},
+    413: {"model": Refusal, "description": "The body is larger than IVI_RELAY_MAX_BODY_BYTES."},
+    503: {"model": Refusal, "description": "Prefect is unavailable: the store should retry."},
+}
+HEAD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Liveness check answered (MinIO)."},
+    401: {"description": "Missing or wrong bearer token."},
+}
+BEARER = [{"bearer": []}]
+
+
+def _event_route(body_schema: dict[str, Any]) -> dict[str, Any]:
+    """OpenAPI of an event route: the store's body (optional: an empty POST is a liveness
+    ping), the bearer token, every answer."""
+    return {
+        "responses": EVENT_RESPONSES,
+        "openapi_extra": {
+            "requestBody": {
+                "required": False,
+                "content": {"application/json": {"schema": body_schema}},
+            },
+            "security": BEARER,
+        },
+    }
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -71,6 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
 
     app = FastAPI(title="ivi relay", lifespan=lifespan, docs_url=None, redoc_url=None)
+    _document_bearer_auth(app)
 
     def authorized(request: Request) -> bool:
         scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
@@ -83,7 +146,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return JSONResponse({"detail": "missing or wrong bearer token"}, status_code=401)
         if request.method == "HEAD":
             return Response(status_code=200)  # MinIO's liveness check
-        body = await read_capped(request, settings.relay_max_body_bytes)
+        try:
+            body = await read_capped(request, settings.relay_max_body_bytes)
+        except ClientDisconnect:  # nobody is left to answer; not an error of the relay
+            log.info("the sender closed the connection before the end of its body")
+            return Response(status_code=400)
         if body is None:
             return JSONResponse({"detail": "body too large"}, status_code=413)
         if not body.strip():
@@ -91,8 +158,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 {"posted": [], "dropped": [], "ignored": [{"key": "", "reason": "empty body"}]}
             )
         try:
-            document = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+            document = read_json(body)
+        except ValueError:
             return JSONResponse({"detail": "body is not JSON"}, status_code=400)
         if not isinstance(document, dict):
             return JSONResponse({"detail": "body is not a JSON object"}, status_code=400)
@@ -135,14 +202,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             }
         )
 
-    @app.api_route("/minio/events", methods=["POST", "HEAD"])
+    @app.post("/minio/events", **_event_route(MINIO_BODY_SCHEMA))
     async def minio_events(request: Request) -> Response:
         """MinIO's webhook target (`notify_webhook` with `auth_token`)."""
         return await handle(request, minio_outcomes)
 
-    @app.api_route("/seaweedfs/events", methods=["POST", "HEAD"])
+    @app.head("/minio/events", response_class=Response, responses=HEAD_RESPONSES,
+              openapi_extra={"security": BEARER})
+    async def minio_liveness(request: Request) -> Response:
+        """MinIO's liveness check of its webhook target."""
+        return await handle(request, minio_outcomes)
+
+    @app.post("/seaweedfs/events", **_event_route(SEAWEEDFS_BODY_SCHEMA))
     async def seaweedfs_events(request: Request) -> Response:
         """SeaweedFS' filer webhook (`[notification.webhook]` with `bearer_token`)."""
+        return await handle(request, seaweedfs_outcomes)
+
+    @app.head("/seaweedfs/events", response_class=Response, responses=HEAD_RESPONSES,
+              openapi_extra={"security": BEARER})
+    async def seaweedfs_liveness(request: Request) -> Response:
+        """A liveness check of the SeaweedFS route (answered like MinIO's)."""
         return await handle(request, seaweedfs_outcomes)
 
     @app.get("/healthz")
@@ -155,18 +234,50 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 async def read_capped(request: Request, limit: int) -> bytes | None:
     """The body, or None when it exceeds `limit` bytes, whatever Content-Length claimed.
 
-    Past the limit the rest is read and thrown away (up to DRAIN_LIMIT_BYTES) so the sender
-    gets the 413 rather than a reset connection; memory never holds more than `limit`.
+    Past the limit the rest is read and thrown away (up to DRAIN_LIMIT_BYTES, for at most
+    DRAIN_SECONDS) so the sender gets the 413 rather than a reset connection; memory never
+    holds more than `limit`. Raises ClientDisconnect when the sender leaves half way.
     """
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max(limit, DRAIN_LIMIT_BYTES):
+        return None
     chunks: list[bytes] = []
     total = 0
-    async for chunk in request.stream():
+    stream = request.stream()
+    async for chunk in stream:
         total += len(chunk)
-        if total <= limit:
-            chunks.append(chunk)
-        elif total > DRAIN_LIMIT_BYTES:
+        if total > limit:
             break
-    return b"".join(chunks) if total <= limit else None
+        chunks.append(chunk)
+    if total <= limit:
+        return b"".join(chunks)
+    with suppress(TimeoutError, ClientDisconnect):
+        async with asyncio.timeout(DRAIN_SECONDS):
+            async for chunk in stream:
+                total += len(chunk)
+                if total > DRAIN_LIMIT_BYTES:
+                    break
+    return None
+
+
+def read_json(body: bytes) -> Any:
+    """The JSON document in `body`; ValueError for text that is not JSON a store writes.
+
+    Beyond what `json.loads` refuses: NaN and Infinity (not JSON), and lone surrogate escapes
+    (`"\\ud800"`), which Python reads but no UTF-8 text can carry, so every later encoding
+    (the answer, the Prefect event) would fail on them. Nesting deeper than the interpreter's
+    recursion limit and integers over its 4300 digits are ValueErrors too.
+    """
+
+    def refuse(constant: str) -> Any:
+        raise ValueError(f"{constant} is not JSON")
+
+    try:
+        document = json.loads(body, parse_constant=refuse)
+        json.dumps(document, ensure_ascii=False).encode("utf-8")
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    return document
 
 
 async def post_events(client: httpx.AsyncClient, api_url: str, events: list[dict[str, Any]]) -> bool:
@@ -188,6 +299,22 @@ async def post_events(client: httpx.AsyncClient, api_url: str, events: list[dict
         )
         return False
     return True
+
+
+def _document_bearer_auth(app: FastAPI) -> None:
+    """Name the bearer scheme the event routes' `security` refers to in the OpenAPI document
+    (the token is checked by hand, in constant time, not by a FastAPI dependency)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            schemes = document.setdefault("components", {}).setdefault("securitySchemes", {})
+            schemes["bearer"] = {"type": "http", "scheme": "bearer"}
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _log_to_stderr_when_unconfigured() -> None:

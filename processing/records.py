@@ -19,7 +19,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from processing.source import line_breaks, record_ends
+from processing.source import line_breaks, quotes_follow_rfc4180, record_ends
 
 LINE = "_line"
 
@@ -50,6 +50,9 @@ class ParsedChunk:
 
 def parse_chunk(data: bytes, first_line: int, layout: Layout) -> ParsedChunk:
     """Raw string values of the contract columns of every record in `data`."""
+    if not quotes_follow_rfc4180(data, layout.delimiter):
+        # line numbers from quote parity would be wrong, even where the record count agrees
+        return _parse_with_csv_module(data, first_line, layout)
     invalid: list[tuple[int, int, str]] = []
 
     def on_invalid(row: pacsv.InvalidRow) -> str:

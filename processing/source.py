@@ -239,8 +239,38 @@ def line_breaks(data: bytes) -> np.ndarray:
     return np.union1d(newlines, returns[~followed_by_newline])
 
 
+def quotes_follow_rfc4180(data: bytes, delimiter: str) -> bool:
+    """Whether every quote in `data` (which starts at a record start) opens a field, closes
+    one, or is half of an escaped `""`: then quote parity alone tells which line breaks end
+    records (`record_ends`).
+
+    A quote inside an unquoted field (`TV 32"`) is a plain character to the parsers, but it
+    flips the parity of everything after it: the line breaks of later records would look
+    quoted and those inside a later quoted field would look like record ends. By position,
+    the quotes that parity counts as opening must follow a delimiter, a line break, the
+    start or another quote, and those it counts as closing must precede one of those or the
+    end; anything else (conservatively, also `"a"b`) is a file the csv module must cut.
+    """
+    if b'"' not in data:
+        return True
+    arr = np.frombuffer(data, dtype=np.uint8)
+    quotes = np.flatnonzero(arr == 34)
+    separator = ord(delimiter)
+
+    def bound(byte: np.ndarray) -> np.ndarray:
+        return (byte == separator) | (byte == 10) | (byte == 13) | (byte == 34)
+
+    opening, closing = quotes[0::2], quotes[1::2]
+    if opening[0] != 0 and not bound(arr[opening[:1] - 1]).all():
+        return False
+    if closing.size and closing[-1] + 1 == len(arr):
+        closing = closing[:-1]
+    return bool(bound(arr[opening[1:] - 1]).all() and bound(arr[closing + 1]).all())
+
+
 def record_ends(data: bytes, breaks: np.ndarray | None = None) -> np.ndarray:
-    """The line breaks that end a record: those with an even number of quotes before them."""
+    """The line breaks that end a record: those with an even number of quotes before them
+    (right only where `quotes_follow_rfc4180`)."""
     breaks = line_breaks(data) if breaks is None else breaks
     if b'"' not in data:
         return breaks
@@ -265,9 +295,12 @@ def _last_record_end(data: bytes, delimiter: str) -> int | None:
 
     Fast path: a line break with an even number of quotes before it is outside any quoted
     field, for files that quote as RFC 4180 does. A quote inside an unquoted field (`TV 32"`)
-    breaks that parity; when the parity finds no break in the second half of the buffer, the
-    csv module, which reads such a quote as a plain character like pyarrow does, decides.
+    breaks that parity (`quotes_follow_rfc4180`); the csv module, which reads such a quote as
+    a plain character like pyarrow does, then decides, as it does when the parity finds no
+    break in the second half of the buffer.
     """
+    if not quotes_follow_rfc4180(data, delimiter):
+        return _exact_last_record_end(data, delimiter)
     quick = data.rfind(b"\n")
     if quick >= 0 and data.count(b'"', 0, quick) % 2 == 0:
         return quick + 1
