@@ -9,12 +9,15 @@ deliveries of one event arrive as concurrent runs, so the check is made again un
 
 from __future__ import annotations
 
+import errno
+import socket
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import psutil
 from minio import Minio
 from minio.error import S3Error
 from prefect import flow, get_run_logger, task
@@ -23,7 +26,7 @@ from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 from prefect.context import get_run_context
 from prefect.locking.filesystem import FileSystemLockManager
-from prefect.states import Completed, Failed, State
+from prefect.states import Completed, Crashed, Failed, State
 from prefect_aws import MinIOCredentials
 from urllib3.exceptions import HTTPError
 
@@ -131,27 +134,78 @@ def _already_processed(client: Minio, settings: Settings, keys: store.OutputKeys
     return report is not None and report.get("source_etag") == etag
 
 
-def _holder_has_ended(holder: str) -> str | None:
-    """The final state name of the flow run holding a lock, or None while it may still run."""
+def _lock_holder() -> str:
+    """Who takes a version's lock: `<flow run id> <host> <pid> <process start time>`.
+
+    The process is named so that a run whose process died can be told from one still at
+    work, and its start time so that a pid the system reuses later is not taken for it.
+    """
+    me = psutil.Process()
+    return f"{_flow_run_id() or 'no-flow-run'} {socket.gethostname()} {me.pid} {me.create_time():.3f}"
+
+
+def _holder_process_is_gone(holder: str) -> bool:
+    """True when the holder ran on this host and its process no longer exists.
+
+    A holder on another host (a lock directory shared between machines) cannot be checked
+    from here, nor a holder string of another form: False, its run's state decides.
+    """
     try:
-        run_id = UUID(holder)
+        _run, host, pid, started = holder.split(" ")
+        pid_number, start_time = int(pid), float(started)
     except ValueError:
-        return None  # not a flow run (a test calling the flow's function): wait for it
+        return False
+    if host != socket.gethostname():
+        return False
     try:
-        with get_client(sync_client=True) as client:
+        process = psutil.Process(pid_number)
+        return abs(process.create_time() - start_time) > 0.5 or process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.Error:
+        return False
+
+
+def _holder_has_ended(holder: str) -> str | None:
+    """Why the lock's holder no longer works under it, or None while it may.
+
+    Its flow run is in a final state (Crashed, Failed, Cancelled) or deleted; or its process
+    is gone while Prefect still shows the run Running. That happens when the worker died
+    with the run, leaving nobody to report the crash (Prefect's own detection needs
+    heartbeats, an automation and minutes): the run is then marked Crashed here, where its
+    death is certain, so that the UI does not show it running forever.
+    """
+    gone = _holder_process_is_gone(holder)
+    try:
+        run_id = UUID(holder.split(" ")[0])
+    except ValueError:  # not a flow run (a test calling the flow's function)
+        return "its process is gone" if gone else None
+    with get_client(sync_client=True) as client:
+        try:
             state = client.read_flow_run(run_id).state
-    except ObjectNotFound:
-        return "DELETED"
-    return state.type.value if state is not None and state.is_final() else None
+        except ObjectNotFound:
+            return "its flow run was deleted"
+        if state is not None and state.is_final():
+            return f"its flow run is {state.type.value}"
+        if not gone:
+            return None
+        client.set_flow_run_state(
+            run_id,
+            Crashed(message=f"its process is gone (lock holder {holder}); "
+                            f"flow run {_flow_run_id() or '?'} took over its work"),
+            force=True,
+        )
+    return "its process is gone (its flow run is now marked Crashed)"
 
 
 def _acquire_version_lock(locks: FileSystemLockManager, lock_key: str, holder: str) -> None:
     """Take the object version's lock; take it over from a run that died holding it.
 
     A run killed half way (SIGKILL, OOM, a lost machine) never releases its lock, and the
-    run that resumes its work would otherwise wait out the hold timeout (an hour). The
-    holder is a flow run id: once Prefect has that run in a final state (Crashed, Failed,
-    Cancelled), nobody works under the lock any more and it is removed.
+    run that resumes its work would otherwise wait out the hold timeout (an hour). Once
+    Prefect has the holder's run in a final state (Crashed, Failed, Cancelled), or the
+    holder's process is gone from this host, nobody works under the lock any more and it
+    is removed.
     """
     deadline = time.monotonic() + LOCK_HOLD_SECONDS
     while not locks.acquire_lock(
@@ -159,12 +213,18 @@ def _acquire_version_lock(locks: FileSystemLockManager, lock_key: str, holder: s
     ):
         info = locks._get_lock_info(lock_key, use_cache=False)  # noqa: SLF001 - no public reader
         if info is not None and (ended := _holder_has_ended(str(info["holder"]))):
-            get_run_logger().warning(
-                "taking over the lock of flow run %s, which ended %s", info["holder"], ended
-            )
-            Path(info["path"]).unlink(missing_ok=True)
+            # another waiter may have taken it over meanwhile: remove only the dead holder's
+            now = locks._get_lock_info(lock_key, use_cache=False)  # noqa: SLF001
+            if now is not None and now["holder"] == info["holder"]:
+                get_run_logger().warning("taking over the lock of %s: %s", info["holder"], ended)
+                Path(info["path"]).unlink(missing_ok=True)
         if time.monotonic() > deadline:
             raise TimeoutError(f"lock {lock_key} still held after {LOCK_HOLD_SECONDS} s")
+
+
+def _disk_is_full(error: OSError) -> bool:
+    """ENOSPC or EDQUOT, as Python raises it, or as polars does (no errno, the text only)."""
+    return error.errno in (errno.ENOSPC, errno.EDQUOT) or f"(os error {errno.ENOSPC})" in str(error)
 
 
 def _resolve_contract(key: str, contract: str | None) -> Contract:
@@ -206,7 +266,7 @@ def process_object(
 
     locks = FileSystemLockManager(settings.data_dir / "locks")
     lock_key = f"{bucket}/{key}@{version.etag}".replace("/", "%2F")
-    holder = _flow_run_id() or str(id(locks))
+    holder = _lock_holder()
     _acquire_version_lock(locks, lock_key, holder)
     try:
         if not force and _already_processed(client, settings, keys, version.etag):
@@ -252,6 +312,17 @@ def _process_version(
             write_report(client, settings, keys, document)
             publish_artifacts(document, None)
             return Failed(message=f"{version.key} rejected: {reason}")
+        except OSError as error:
+            if not _disk_is_full(error):
+                raise
+            message = (
+                f"{version.key}: no space left in the temporary directory {work.parent} "
+                f"({error}): it needs room for the object ({version.size:,} bytes) and its clean "
+                "CSV and JSON, about four times that. Nothing was exported and the original is "
+                "untouched: free space (or point TMPDIR at a bigger disk) and run again"
+            )
+            get_run_logger().error(message)
+            return Failed(message=message)
         rejected_local = Path(report.outputs["rejected"]) if "rejected" in report.outputs else None
         csv_future = export_csv.submit(client, settings, report, keys)
         powerbi_future = export_powerbi.submit(

@@ -142,11 +142,16 @@ def _server_launches(settings: Settings) -> list[Launch]:
     ]
 
 
-def start(settings: Settings) -> list[str]:
+def start(settings: Settings, *, configure: bool = True) -> list[str]:
     """Start what is not running (raises StackError); return the names of those started.
 
     Every port is checked before anything starts; when a step fails, what this call started
     is stopped again, so a failed `up` leaves nothing half-running.
+
+    `configure=False` skips applying the Prefect configuration (pool, blocks, deployments),
+    which lives in the server's database and survives any service's restart: bringing back
+    one service that died then takes seconds, not the tens of seconds of a
+    `prefect deploy --all` on a busy machine.
     """
     _require_secrets(settings)
     to_launch = [launch for launch in _server_launches(settings) if not _answers(settings, launch.name)]
@@ -171,7 +176,7 @@ def start(settings: Settings) -> list[str]:
         # Work pool, blocks and deployments are applied while the worker starts: both import
         # Prefect for seconds, and the worker creates the pool itself if it gets there first.
         apply_log = files(settings, "prefect-apply").log_file
-        applying = prefect_stack.start_apply(settings, apply_log)
+        applying = prefect_stack.start_apply(settings, apply_log) if configure else None
         try:
             if engine_needed:  # imports for seconds too: started beside the worker
                 launched[prefect_stack.ENGINE] = spawn(
@@ -192,7 +197,8 @@ def start(settings: Settings) -> list[str]:
             if engine_needed:
                 _wait_ready(settings, prefect_stack.ENGINE, launched[prefect_stack.ENGINE])
         finally:
-            prefect_stack.finish_apply(applying, apply_log, timeout=START_TIMEOUT_SECONDS)
+            if applying is not None:
+                prefect_stack.finish_apply(applying, apply_log, timeout=START_TIMEOUT_SECONDS)
     except BaseException:
         stop([files(settings, name) for name in launched], timeout=STOP_TIMEOUT_SECONDS)
         raise

@@ -1,7 +1,8 @@
 """Routes for tests and the demo, not part of the service: `/_standin/...` and the page at `/`.
 
-Datasets with their counts and latest rows, the accepted POSTs' times, registering a dataset with a known id, key and
-limits, deleting rows, queueing faults, revoking tokens.
+Datasets with their counts and latest rows, the accepted POSTs' times, every rows request
+with its answer, registering a dataset with a known id, key and limits, deleting rows,
+queueing faults, revoking tokens.
 """
 
 from __future__ import annotations
@@ -122,6 +123,20 @@ def add_admin_routes(app: FastAPI, state: StandIn) -> None:
         if state.store.dataset(dataset_id) is None:
             return error_response(404, "ItemNotFound", f"dataset {dataset_id} does not exist")
         return JSONResponse({"dataset_id": dataset_id, "posts": state.store.posts(dataset_id)})
+
+    @app.get("/_standin/datasets/{dataset_id}/requests")
+    async def get_requests(dataset_id: str) -> Response:
+        """Every rows request since the stand-in started (or the dataset's rows were
+        deleted), refused ones included, with its answer: a status code or `close`."""
+        if state.store.dataset(dataset_id) is None:
+            return error_response(404, "ItemNotFound", f"dataset {dataset_id} does not exist")
+        traffic = state.traffic_of(dataset_id)
+        return JSONResponse(
+            {
+                "dataset_id": dataset_id,
+                "requests": [{"received_at": at, "answer": answer} for at, answer in traffic.requests],
+            }
+        )
 
     @app.delete("/_standin/datasets/{dataset_id}/rows")
     async def delete_rows(dataset_id: str) -> Response:

@@ -14,6 +14,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from powerbi_standin.admin import add_admin_routes
+from powerbi_standin.faults import FaultQueue
 from powerbi_standin.httpio import ConnectionDropper
 from powerbi_standin.limits import Clock, Limits
 from powerbi_standin.service import add_service_routes
@@ -40,6 +41,7 @@ def create_app(
         limits=limits or Limits(),
         issuer=TokenIssuer(clients, static_token),
         clock=clock,
+        faults=FaultQueue(clock),
     )
 
     @asynccontextmanager

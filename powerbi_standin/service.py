@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -73,7 +74,27 @@ async def accept_rows(
     table: Table,
     extract: Callable[[Any], Any],
 ) -> Response:
-    """Everything after authentication: faults, limits, body, types, then the store."""
+    """Everything after authentication, each request logged with its answer (`close` for
+    a dropped connection) in the dataset's traffic."""
+    requests = state.traffic_of(dataset.id).requests
+    received_at = time.time()
+    try:
+        response = await _accept_rows(state, request, dataset, table, extract)
+    except DropConnection:
+        requests.append((received_at, "close"))
+        raise
+    requests.append((received_at, str(response.status_code)))
+    return response
+
+
+async def _accept_rows(
+    state: StandIn,
+    request: Request,
+    dataset: Dataset,
+    table: Table,
+    extract: Callable[[Any], Any],
+) -> Response:
+    """Faults, limits, body, types, then the store."""
     limits = state.limits_of(dataset)
     traffic = state.traffic_of(dataset.id)
     if traffic.pending >= limits.pending_requests:

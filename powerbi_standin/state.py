@@ -6,6 +6,7 @@ throttling state would.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 from powerbi_standin.faults import FaultQueue
@@ -14,13 +15,21 @@ from powerbi_standin.store import Dataset, Store
 from powerbi_standin.tokens import TokenIssuer
 
 
+REQUEST_LOG_LENGTH = 100_000
+
+
 @dataclass
 class Traffic:
-    """One dataset's rate state: POSTs in the last minute, rows in the last hour, in flight."""
+    """One dataset's rate state: POSTs in the last minute, rows in the last hour, in flight;
+    and every rows request with its answer (refused ones too: a client's retries count
+    against the service's per-minute limit as much as its accepted POSTs)."""
 
     posts: SlidingWindow
     rows: SlidingWindow
     pending: int = 0
+    requests: deque[tuple[float, str]] = field(
+        default_factory=lambda: deque(maxlen=REQUEST_LOG_LENGTH)
+    )
 
 
 @dataclass

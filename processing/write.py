@@ -76,7 +76,13 @@ class OutputFiles:
         return written
 
     def discard(self) -> None:
+        """Remove the partial outputs, whatever closing them says: on a full disk, closing
+        flushes what is buffered and fails again, and that must not keep the next handle
+        open or a partial file on the disk."""
         for handle in self._handles.values():
-            handle.close()
+            try:
+                handle.close()
+            except OSError:
+                pass
         for temp in self._temp.values():
             temp.unlink(missing_ok=True)
