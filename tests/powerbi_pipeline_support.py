@@ -72,6 +72,12 @@ def post_times(settings: Settings, contract: str = "vendas", since: float = 0.0)
     return [post["received_at"] for post in body["posts"] if post["received_at"] >= since]
 
 
+def standin_requests(settings: Settings, contract: str = "vendas") -> list[dict[str, Any]]:
+    """Every rows request the stand-in dataset got, refused ones too, with its answer."""
+    body = standin(settings, "GET", f"/_standin/datasets/{standin_dataset_id(contract)}/requests")
+    return list(body["requests"])
+
+
 def queue_fault(settings: Settings, kind: str, count: int = 1, contract: str = "vendas", **extra: float) -> None:
     standin(
         settings, "POST", "/_standin/faults",

@@ -18,7 +18,6 @@ from urllib.parse import quote_plus
 import httpx
 import pytest
 
-from blocks.powerbi_setup import standin_dataset_id
 from ivi import prefect_stack, seaweed
 from ivi import stack as ivi_stack
 from ivi.settings import Settings
@@ -52,14 +51,13 @@ from tests.pipeline_support import (
 from tests.powerbi_pipeline_support import (
     VENDAS_HEADER,
     clear_faults,
-    dataset_state,
     duplicated_ids,
     flow_run_process,
     marked_rows,
     most_posts_in_any_window,
     new_marker,
     queue_fault,
-    standin,
+    standin_requests,
     vendas_csv,
 )
 from tests.stack_support import auth_headers
@@ -260,11 +258,6 @@ def test_power_bi_failing_for_a_minute_with_429s_500s_and_dropped_connections_ge
     assert [r["answer"] for r in requests].count("200") >= 3  # (the reconcile may push other files)
     # every attempt, refused ones included, stays within the service's 120 POSTs a minute
     assert most_posts_in_any_window([r["received_at"] for r in requests], 60.0) <= 120
-
-
-def standin_requests(settings: Settings, contract: str = "vendas") -> list[dict[str, Any]]:
-    body = standin(settings, "GET", f"/_standin/datasets/{standin_dataset_id(contract)}/requests")
-    return list(body["requests"])
 
 
 # --- a full disk ------------------------------------------------------------------------------
