@@ -128,7 +128,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with httpx.AsyncClient(timeout=PREFECT_TIMEOUT_SECONDS) as client:
+        key = settings.prefect_api_key.get_secret_value()
+        headers = {"Authorization": f"Bearer {key}"} if key else {}  # Prefect Cloud
+        async with httpx.AsyncClient(timeout=PREFECT_TIMEOUT_SECONDS, headers=headers) as client:
             app.state.prefect = client
             yield
 

@@ -39,6 +39,7 @@ def env(settings: Settings) -> dict[str, str]:
             "PREFECT_HOME": home,
             "PREFECT_PROFILES_PATH": os.path.join(home, "profiles.toml"),
             "PREFECT_API_URL": settings.prefect_api_url,
+            **({"PREFECT_API_KEY": key} if (key := settings.prefect_api_key.get_secret_value()) else {}),
             "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home}/prefect.db",
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_WORKER_QUERY_SECONDS": str(settings.worker_query_seconds),
@@ -64,10 +65,19 @@ def server_command(settings: Settings) -> list[str]:
     ]
 
 
+# Flow runs the embedded worker runs at once; the rest wait, Scheduled. Measured with
+# bench/bench_load.py on 2 cores: 18 files/min at 1, 22 at 2 to 8 (the Prefect server on
+# SQLite is the limit, not the runs), while a burst of 200 with no limit kept the server
+# answering 503 for minutes: runs crashed before starting and rate-limit slots could not be
+# taken.
+WORKER_RUN_LIMIT = 4
+
+
 def worker_command(settings: Settings) -> list[str]:
     return [
         sys.executable, "-m", "prefect", "worker", "start",
         "--pool", settings.work_pool, "--type", "process", "--name", f"ivi-{settings.prefect_port}",
+        "--limit", str(WORKER_RUN_LIMIT),
     ]
 
 

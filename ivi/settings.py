@@ -98,6 +98,11 @@ class Settings(BaseSettings):
     prefect_host: str = "127.0.0.1"
     prefect_port: int = 4200
     worker_query_seconds: float = 1.0
+    # A Prefect API elsewhere, e.g. a Prefect Cloud workspace
+    # (https://api.prefect.cloud/api/accounts/<account>/workspaces/<workspace>): wins over
+    # host and port for the relay and the setup step; its API key is sent as a bearer token.
+    prefect_remote_api_url: str | None = None
+    prefect_api_key: SecretStr = SecretStr("")
     # The work pool the deployments of prefect.yaml run on. `process` pools are created and
     # kept up to date by `deployments/apply.py`; any other type (kubernetes) is created by its
     # worker (`prefect worker start --type kubernetes`) or by the infra code.
@@ -196,7 +201,7 @@ class Settings(BaseSettings):
 
     @property
     def prefect_api_url(self) -> str:
-        return f"{self.prefect_ui_url}/api"
+        return self.prefect_remote_api_url or f"{self.prefect_ui_url}/api"
 
     @property
     def relay_url(self) -> str:

@@ -58,7 +58,7 @@ locals {
     local.self_hosted ? {
       IVI_PREFECT_HOST = local.prefect_internal_host
       IVI_PREFECT_PORT = tostring(local.prefect_port)
-    } : {},
+    } : { IVI_PREFECT_REMOTE_API_URL = var.prefect_api_url },
     { for contract, id in var.powerbi_dataset_ids : "IVI_POWERBI_${upper(contract)}_DATASET_ID" => id },
     var.extra_environment,
   )
@@ -90,7 +90,7 @@ locals {
   # Which secret (a key of the one Secrets Manager JSON secret) each container receives:
   # the relay only the webhook token, the workers none of the store's keys (the flows load
   # them from the block the setup task saves), the setup task what it writes into blocks.
-  cloud_secrets  = local.self_hosted ? [] : ["PREFECT_API_KEY"]
+  cloud_secrets  = local.self_hosted ? [] : ["PREFECT_API_KEY", "IVI_PREFECT_API_KEY"]
   relay_secrets  = concat(["IVI_WEBHOOK_TOKEN"], local.cloud_secrets)
   worker_secrets = local.cloud_secrets
   setup_secrets = concat(

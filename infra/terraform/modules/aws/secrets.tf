@@ -31,7 +31,7 @@ resource "aws_secretsmanager_secret_version" "app" {
       IVI_WEBHOOK_TOKEN = random_password.webhook_token.result
     },
     local.self_hosted ? { PREFECT_SERVER_DATABASE_PASSWORD = random_password.database[0].result } : {},
-    local.self_hosted ? {} : { PREFECT_API_KEY = var.prefect_api_key },
+    local.self_hosted ? {} : { PREFECT_API_KEY = var.prefect_api_key, IVI_PREFECT_API_KEY = var.prefect_api_key },
     var.powerbi_client_secret == "" ? {} : { IVI_POWERBI_CLIENT_SECRET = var.powerbi_client_secret },
     { for contract, url in var.powerbi_push_urls : "IVI_POWERBI_${upper(contract)}_PUSH_URL" => url },
   ))

@@ -56,7 +56,7 @@ locals {
     local.self_hosted ? {
       IVI_PREFECT_HOST = local.prefect_app_name
       IVI_PREFECT_PORT = "80"
-    } : {},
+    } : { IVI_PREFECT_REMOTE_API_URL = var.prefect_api_url },
     { for contract, id in var.powerbi_dataset_ids : "IVI_POWERBI_${upper(contract)}_DATASET_ID" => id },
     var.extra_environment,
   )
@@ -82,7 +82,7 @@ locals {
 
   # Environment variable => Key Vault secret name, per app: each app gets only what it uses
   # (the workers none of the store's keys: the flows load them from the block setup saves).
-  cloud_secret_env  = local.self_hosted ? {} : { PREFECT_API_KEY = "prefect-api-key" }
+  cloud_secret_env  = local.self_hosted ? {} : { PREFECT_API_KEY = "prefect-api-key", IVI_PREFECT_API_KEY = "prefect-api-key" }
   relay_secret_env  = merge({ IVI_WEBHOOK_TOKEN = "webhook-token" }, local.cloud_secret_env)
   worker_secret_env = local.cloud_secret_env
   setup_secret_env = merge(

@@ -32,7 +32,7 @@ locals {
       IVI_POWERBI_CLIENT_ID      = var.powerbi.client_id
       IVI_POWERBI_WORKSPACE_ID   = var.powerbi.workspace_id
     },
-    local.self_hosted ? {} : { PREFECT_API_URL = var.prefect_api_url },
+    local.self_hosted ? {} : { PREFECT_API_URL = var.prefect_api_url, IVI_PREFECT_REMOTE_API_URL = var.prefect_api_url },
     { for contract, id in var.powerbi_dataset_ids : "IVI_POWERBI_${upper(contract)}_DATASET_ID" => id },
     var.extra_config,
   )
@@ -45,7 +45,7 @@ locals {
     },
     var.powerbi_client_secret == "" ? {} : { IVI_POWERBI_CLIENT_SECRET = var.powerbi_client_secret },
     { for contract, url in var.powerbi_push_urls : "IVI_POWERBI_${upper(contract)}_PUSH_URL" => url },
-    local.self_hosted ? {} : { PREFECT_API_KEY = var.prefect_api_key },
+    local.self_hosted ? {} : { PREFECT_API_KEY = var.prefect_api_key, IVI_PREFECT_API_KEY = var.prefect_api_key },
   )
 
   # Prefect Cloud: the containers that call the Prefect API and need its key.
