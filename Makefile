@@ -36,3 +36,8 @@ status:
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache
+
+# 200 uploads at once at 1, 2 and 4 concurrent runs (a stack of its own; ~40 min on 2 cores).
+.PHONY: bench-load
+bench-load: install
+	$(PY) bench/bench_load.py

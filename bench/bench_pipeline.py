@@ -14,14 +14,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ivi import stack as ivi_stack  # noqa: E402
+from bench.own_stack import own_stack, percentile  # noqa: E402
 from tests.pipeline_support import upload, wait_for_report  # noqa: E402
 from tests.powerbi_pipeline_support import (  # noqa: E402
     dataset_state,
@@ -31,14 +30,8 @@ from tests.powerbi_pipeline_support import (  # noqa: E402
     post_times,
     vendas_csv,
 )
-from tests.stack_support import isolated_settings  # noqa: E402
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "mock.csv"
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def measure_latency(settings, files: int) -> None:  # type: ignore[no-untyped-def]
@@ -82,18 +75,11 @@ def main() -> int:
     parser.add_argument("--latency-files", type=int, default=20)
     parser.add_argument("--powerbi-rows", type=int, default=1_000_000)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="ivi-bench-") as temp:
-        settings = isolated_settings(Path(temp))
-        began = time.monotonic()
-        ivi_stack.start(settings)
-        print(f"stack started in {time.monotonic() - began:.1f} s")
-        try:
-            if args.latency_files:
-                measure_latency(settings, args.latency_files)
-            if args.powerbi_rows:
-                measure_powerbi(settings, args.powerbi_rows)
-        finally:
-            ivi_stack.down(settings)
+    with own_stack() as settings:
+        if args.latency_files:
+            measure_latency(settings, args.latency_files)
+        if args.powerbi_rows:
+            measure_powerbi(settings, args.powerbi_rows)
     return 0
 
 

@@ -3,6 +3,12 @@
 Also the `reconcile` deployment's flow: run on a schedule over the whole raw bucket, it is
 what makes the pipeline complete when a store event was lost (SeaweedFS keeps none when the
 relay is down; MinIO without a queue_dir drops failed deliveries).
+
+Under load many objects are not processed yet only because their run is still waiting for
+the pool: an object whose process_object run is Scheduled is left to that run, so a reconcile
+that fires in the middle of a burst does not double the queue with no-op runs. Only Scheduled:
+any worker of the pool will start such a run, whereas a Pending or Running one may belong to a
+worker or process that died (nobody then tells Prefect), and its object must be run again.
 """
 
 from __future__ import annotations
@@ -11,6 +17,16 @@ import time
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    FlowFilter,
+    FlowFilterName,
+    FlowRunFilter,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+)
+from prefect.client.schemas.objects import StateType
+from prefect.context import FlowRunContext
 from prefect.deployments import run_deployment
 
 from flows import store
@@ -18,6 +34,8 @@ from flows.process_object import s3_client
 from ivi.settings import Settings
 
 PROCESS_OBJECT_DEPLOYMENT = "process_object/process-object"
+PROCESS_OBJECT_FLOW = "process_object"
+PAGE = 200
 
 
 @task(name="list-unprocessed", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=2)
@@ -35,23 +53,83 @@ def list_unprocessed(bucket: str, prefix: str, force: bool) -> list[store.Object
     return pending
 
 
+def scheduled_runs(bucket: str) -> set[tuple[str, str]]:
+    """(key, eTag) of every process_object run of `bucket` waiting to start; eTag "" for a
+    run created without one (it processes whatever version is current then)."""
+    found: set[tuple[str, str]] = set()
+    with get_client(sync_client=True) as client:
+        offset = 0
+        while True:
+            runs = client.read_flow_runs(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=[PROCESS_OBJECT_FLOW])),
+                flow_run_filter=FlowRunFilter(
+                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))
+                ),
+                limit=PAGE,
+                offset=offset,
+            )
+            for run in runs:
+                parameters = run.parameters or {}
+                if parameters.get("bucket") == bucket and not parameters.get("force"):
+                    found.add((str(parameters.get("key")), str(parameters.get("etag") or "").strip('"')))
+            if len(runs) < PAGE:
+                return found
+            offset += len(runs)
+
+
+@task(name="list-scheduled", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=2)
+def list_scheduled(bucket: str) -> set[tuple[str, str]]:
+    return scheduled_runs(bucket)
+
+
+def has_a_run(version: store.ObjectVersion, scheduled: set[tuple[str, str]]) -> bool:
+    return (version.key, version.etag) in scheduled or (version.key, "") in scheduled
+
+
+def _flow_run_id() -> str:
+    context = FlowRunContext.get()
+    return str(context.flow_run.id) if context is not None and context.flow_run is not None else "local"
+
+
 @flow(name="backfill", log_prints=False)
 def backfill(bucket: str = "raw", prefix: str = "", force: bool = False) -> list[str]:
-    """Start one process_object run per pending object; returns the keys it started."""
+    """Start one process_object run per pending object; returns the keys it started.
+
+    An object whose run could not be created (the API kept failing) does not stop the
+    others; the flow fails at the end, naming them, and the next reconcile tries again.
+    """
     logger = get_run_logger()
-    started = []
-    for version in list_unprocessed(bucket, prefix, force):
-        # one run per object version, even if backfill and the event path race for it
-        idempotency_key = f"{bucket}/{version.key}@{version.etag}"
+    this_run = _flow_run_id()
+    pending = list_unprocessed(bucket, prefix, force)
+    scheduled = set() if force else list_scheduled(bucket)
+    started, left_to_their_run, failed = [], 0, []
+    for version in pending:
+        if has_a_run(version, scheduled):
+            left_to_their_run += 1
+            continue
+        # One run per object version and backfill run (a retried backfill starts none twice).
+        # Not one per version for good: Prefect answers a known key with the run it made the
+        # first time, even a Crashed one, and the version would never be run again.
+        idempotency_key = f"{bucket}/{version.key}@{version.etag}#{this_run}"
         if force:
             idempotency_key += f"#force-{time.time_ns()}"
-        run_deployment(
-            PROCESS_OBJECT_DEPLOYMENT,
-            parameters={"bucket": bucket, "key": version.key, "etag": version.etag, "force": force},
-            idempotency_key=idempotency_key,
-            timeout=0,
-            as_subflow=False,
-        )
+        try:
+            run_deployment(
+                PROCESS_OBJECT_DEPLOYMENT,
+                parameters={"bucket": bucket, "key": version.key, "etag": version.etag, "force": force},
+                idempotency_key=idempotency_key,
+                timeout=0,
+                as_subflow=False,
+            )
+        except Exception as error:  # noqa: BLE001 - one object's failure must not stop the rest
+            logger.warning("could not start a run for s3://%s/%s: %s", bucket, version.key, error)
+            failed.append(version.key)
+            continue
         started.append(version.key)
-    logger.info("started %d process_object run(s) under s3://%s/%s", len(started), bucket, prefix)
+    logger.info(
+        "started %d process_object run(s) under s3://%s/%s; %d object(s) left to the run scheduled for them",
+        len(started), bucket, prefix, left_to_their_run,
+    )
+    if failed:
+        raise RuntimeError(f"no run could be started for {len(failed)} object(s): {failed[:10]}")
     return started

@@ -21,6 +21,7 @@ import polars as pl
 import requests
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
 from prefect.concurrency.sync import rate_limit
 from prefect.context import TaskRunContext
 from prefect.states import State
@@ -83,9 +84,11 @@ def _batch_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str
 
 
 def _retry_when_unavailable(task: Any, task_run: Any, state: State) -> bool:
+    """Retry what a later attempt can get past: Power BI unavailable, or the Prefect server
+    too busy to hand out a rate-limit slot (its 503, seen under a burst of uploads)."""
     try:
         state.result()
-    except PowerBIUnavailable:
+    except (PowerBIUnavailable, ConcurrencySlotAcquisitionError):
         return True
     except Exception:  # noqa: BLE001 - 400/403 and bugs are final
         return False

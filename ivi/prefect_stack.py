@@ -66,10 +66,10 @@ def server_command(settings: Settings) -> list[str]:
 
 
 # Flow runs the embedded worker runs at once; the rest wait, Scheduled. Measured with
-# bench/bench_load.py on 2 cores: 18 files/min at 1, 22 at 2 to 8 (the Prefect server on
-# SQLite is the limit, not the runs), while a burst of 200 with no limit kept the server
-# answering 503 for minutes: runs crashed before starting and rate-limit slots could not be
-# taken.
+# bench/bench_load.py on 2 cores: 16-18 files/min at 1, 22-26 at 2, 4 and 8 (the Prefect
+# server on SQLite is the limit, not the runs), while a burst of 200 with no limit kept the
+# server answering 503 for minutes: runs crashed before starting and rate-limit slots could
+# not be taken.
 WORKER_RUN_LIMIT = 4
 
 

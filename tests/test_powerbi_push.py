@@ -333,3 +333,22 @@ def test_redaction_hides_keys_tokens_and_named_secrets() -> None:
 
 def test_blocks_are_named_after_their_contract() -> None:
     assert block_name("vendas") == "powerbi-vendas"
+
+
+def test_push_batch_retries_what_a_later_attempt_can_get_past() -> None:
+    """Power BI unavailable, or Prefect too busy to hand out a rate-limit slot: retried.
+    A refusal (400/403) or a bug: final."""
+    from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
+    from prefect.states import Completed, Failed
+
+    from flows.export_powerbi import _retry_when_unavailable
+    from flows.powerbi_push import PowerBIRejected, PowerBIUnavailable
+
+    def failed_with(error: Exception) -> Any:
+        return Failed(data=error)
+
+    assert _retry_when_unavailable(None, None, failed_with(PowerBIUnavailable("503")))
+    assert _retry_when_unavailable(None, None, failed_with(ConcurrencySlotAcquisitionError("503 busy")))
+    assert not _retry_when_unavailable(None, None, failed_with(PowerBIRejected("400 bad row")))
+    assert not _retry_when_unavailable(None, None, failed_with(ValueError("a bug")))
+    assert not _retry_when_unavailable(None, None, Completed(data=3))

@@ -1,0 +1,133 @@
+"""Load on the running stack: 200 uploads within 10 seconds, of mixed sizes and both contracts.
+
+What must still hold when the uploads arrive together: every object version is processed
+exactly once (one report with its eTag, one run that did the work), each report's counts are
+the generator's ground truth, each Power BI dataset received exactly the valid rows (none
+twice), and no dataset saw more POSTs in a 60 s span than the pacing allows. A reconcile that
+fires in the middle of the burst must not double the queue: it leaves objects whose run is
+still Scheduled to that run. How fast it goes is bench/bench_load.py's business, not this
+test's (on 2 cores the batch takes ~10-12 minutes: the Prefect server is the limit).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from deployments.apply import POWERBI_LIMIT_SLOTS, POWERBI_SLOT_DECAY_PER_SECOND
+from flows.backfill import PROCESS_OBJECT_DEPLOYMENT, scheduled_runs
+from ivi.settings import Settings
+from tests.load_support import (
+    CONTRACTS,
+    PendingSampler,
+    ReportWatcher,
+    batch_post_times,
+    build_batch,
+    never_started,
+    quiet_datasets,
+    read_reports,
+    repeated_rows,
+    rows_since,
+    runs_that_ran,
+    upload_all,
+    wait_for_final_runs,
+)
+from tests.pipeline_support import FINAL_STATES
+from tests.powerbi_pipeline_support import most_posts_in_any_window
+from tests.stack_support import prefect_request
+
+pytestmark = pytest.mark.services
+
+FILES = 200
+UPLOAD_SECONDS = 10.0
+# Bounded, but generous: on 2 shared cores the Prefect server (SQLite) takes 15-30 runs a
+# minute, and a run the worker fails to start is only taken up by the next reconcile (5 min).
+REPORTS_TIMEOUT = 1200.0
+# The pacing's bound for any 60 s span (docs/stack.md): the slots plus what decays in 60 s.
+MOST_POSTS_PER_MINUTE = POWERBI_LIMIT_SLOTS + int(60 * POWERBI_SLOT_DECAY_PER_SECOND)
+STANDIN_PENDING_LIMIT = 5  # the stand-in answers 429 to a 6th request in flight
+
+
+def test_the_reconcile_sees_the_runs_still_waiting_for_the_pool(stack: Settings) -> None:
+    """What keeps a reconcile in the middle of a burst from doubling the queue: it finds the
+    object versions whose run is Scheduled (and leaves them to it)."""
+    key, etag = f"vendas/load-{uuid.uuid4().hex[:8]}/waiting.csv", uuid.uuid4().hex
+    api = stack.prefect_api_url
+    deployment = prefect_request("GET", f"{api}/deployments/name/{PROCESS_OBJECT_DEPLOYMENT}").json()
+    later = (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
+    run = prefect_request(
+        "POST", f"{api}/deployments/{deployment['id']}/create_flow_run",
+        json={"parameters": {"bucket": stack.raw_bucket, "key": key, "etag": etag},
+              "state": {"type": "SCHEDULED", "state_details": {"scheduled_time": later}}},
+    ).json()
+    try:
+        with temporary_settings({PREFECT_API_URL: api}):
+            assert (key, etag) in scheduled_runs(stack.raw_bucket)
+            assert (key, etag) not in scheduled_runs("another-bucket")
+    finally:
+        prefect_request("DELETE", f"{api}/flow_runs/{run['id']}")
+    with temporary_settings({PREFECT_API_URL: api}):
+        assert (key, etag) not in scheduled_runs(stack.raw_bucket)
+
+
+@pytest.mark.timeout(1800)
+def test_200_uploads_in_10_seconds_are_each_processed_once_with_exact_powerbi_rows(stack: Settings) -> None:
+    prefix = f"load-{uuid.uuid4().hex[:8]}"
+    files = build_batch(prefix, FILES)
+    assert {f.contract for f in files} == set(CONTRACTS)
+    assert sum(f.exported_rows > 20_000 for f in files) >= 2  # several Power BI batches each
+    keys = [f.key for f in files]
+    marks = quiet_datasets(stack)
+    since_iso = (datetime.now(timezone.utc) - timedelta(seconds=5)).isoformat()
+
+    with ReportWatcher(stack, prefix) as watcher, PendingSampler(stack) as pending:
+        began = time.monotonic()
+        uploaded = upload_all(stack, files)
+        upload_seconds = max(u.done for u in uploaded.values()) - began
+        missing = watcher.wait_for(keys, REPORTS_TIMEOUT)
+        runs = wait_for_final_runs(stack, set(keys), since_iso, timeout=120)
+    not_started = [run for found in runs.values() for run in never_started(found)]
+    print(f"\n{FILES} uploads in {upload_seconds:.1f} s; last report after "
+          f"{max(watcher.seen.values(), default=began) - began:.1f} s; "
+          f"{sum(map(len, runs.values()))} runs, {len(not_started)} of them never started: "
+          f"{sorted({(r['state_type'], (r['state'] or {}).get('message', '')[:90]) for r in not_started})}")
+
+    assert upload_seconds <= UPLOAD_SECONDS
+    assert not missing, {key: [(r["name"], r["state_type"]) for r in runs[key]] for key in missing[:10]}
+    not_final = {k: [r["state_type"] for r in found] for k, found in runs.items()
+                 if any(r["state_type"] not in FINAL_STATES for r in found)}
+    assert not not_final, f"runs stuck: {not_final}"
+
+    reports = read_reports(stack, keys)
+    for file in files:
+        report, found = reports[file.key], runs[file.key]
+        assert report is not None and report["source_etag"] == uploaded[file.key].etag, file.key
+        counts = tuple(report[name] for name in ("input_rows", "exported_rows", "quarantined_rows", "duplicate_rows"))
+        truth = (file.input_rows, file.exported_rows, file.quarantined_rows, file.duplicate_rows)
+        assert counts == truth, file.key
+        assert report["powerbi_rows"] == file.exported_rows, file.key
+        did_work = runs_that_ran(found)
+        assert [r["id"] for r in did_work] == [report["flow_run_id"]], (file.key, found)
+        # every run that ran ended well: the one that did the work and the no-ops
+        assert all(r["state_type"] == "COMPLETED" for r in found if r["run_count"] > 0), (file.key, found)
+
+    for contract in CONTRACTS:
+        mine = [f for f in files if f.contract == contract]
+        rows = rows_since(stack, marks[contract])
+        assert len(rows) == sum(f.exported_rows for f in mine), contract
+        assert not repeated_rows(rows), contract
+        times = batch_post_times(stack, marks[contract])
+        batches = sum(int(reports[f.key]["powerbi_batches"]) for f in mine)  # type: ignore[index]
+        assert len(times) == batches, contract  # one accepted POST per batch: none posted twice
+        # The stand-in answers 429 only when 120 POSTs already arrived in the last 60 s, so a
+        # most of 119 also shows that no POST was throttled for the rate.
+        assert most_posts_in_any_window(times) <= MOST_POSTS_PER_MINUTE, contract
+        print(f"{contract}: {len(rows):,} rows in {len(times)} POSTs, most in any 60 s "
+              f"{most_posts_in_any_window(times)}, most in flight {pending.peak[contract]} "
+              f"({pending.samples} samples)")
+        assert pending.peak[contract] < STANDIN_PENDING_LIMIT, contract
+
