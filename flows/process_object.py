@@ -252,12 +252,9 @@ def process_object(
     started = time.perf_counter()
     client = s3_client()
     keys = store.OutputKeys.for_key(key)
-    try:
-        version = store.stat_object(client, bucket, key)
-    except S3Error as error:
-        if error.code in {"NoSuchKey", "NoSuchObject"}:
-            return Completed(message=f"s3://{bucket}/{key} no longer exists; nothing to do")
-        raise
+    version = store.find_object(client, bucket, key)
+    if version is None:
+        return Completed(message=f"s3://{bucket}/{key} no longer exists; nothing to do")
     if etag and etag.strip('"') != version.etag:
         logger.info("event eTag %s is not the object's current %s: processing the current version",
                     etag, version.etag)

@@ -13,11 +13,12 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
 from minio import Minio
-from minio.commonconfig import CopySource
+from minio.commonconfig import REPLACE, CopySource
 from minio.error import S3Error
 
 REPORTS_PREFIX = "_reports/"
-_MISSING = {"NoSuchKey", "NoSuchObject", "NoSuchBucket"}
+_NO_OBJECT = {"NoSuchKey", "NoSuchObject"}
+_MISSING = _NO_OBJECT | {"NoSuchBucket"}
 
 
 def minio_client(endpoint_url: str, access_key: str, secret_key: str, region: str | None = None) -> Minio:
@@ -77,6 +78,16 @@ def stat_object(client: Minio, bucket: str, key: str) -> ObjectVersion:
     return ObjectVersion(bucket=bucket, key=key, etag=(stat.etag or "").strip('"'), size=stat.size or 0)
 
 
+def find_object(client: Minio, bucket: str, key: str) -> ObjectVersion | None:
+    """`stat_object`, or None when the object does not exist (a missing bucket is an error)."""
+    try:
+        return stat_object(client, bucket, key)
+    except S3Error as error:
+        if error.code in _NO_OBJECT:
+            return None
+        raise
+
+
 def fetch_object(client: Minio, version: ObjectVersion, directory: Path) -> Path:
     """Stream the object to a file in `directory` (never held in memory whole)."""
     target = directory / (PurePosixPath(version.key).name or "object")
@@ -102,8 +113,11 @@ def read_report(client: Minio, bucket: str, key: str) -> dict[str, object] | Non
     return report if isinstance(report, dict) else None
 
 
-def put_file(client: Minio, bucket: str, key: str, path: Path, content_type: str) -> str:
-    client.fput_object(bucket, key, str(path), content_type=content_type)
+def put_file(
+    client: Minio, bucket: str, key: str, path: Path, content_type: str,
+    metadata: dict[str, str] | None = None,
+) -> str:
+    client.fput_object(bucket, key, str(path), content_type=content_type, metadata=metadata)  # type: ignore[arg-type]
     return f"s3://{bucket}/{key}"
 
 
@@ -113,9 +127,18 @@ def put_json(client: Minio, bucket: str, key: str, document: dict[str, object]) 
     return f"s3://{bucket}/{key}"
 
 
-def copy_object(client: Minio, source: ObjectVersion, bucket: str, key: str) -> str:
-    """Server-side copy: the original reaches quarantine byte for byte."""
-    client.copy_object(bucket, key, CopySource(source.bucket, source.key))
+def copy_object(
+    client: Minio, source: ObjectVersion, bucket: str, key: str,
+    metadata: dict[str, str] | None = None,
+) -> str:
+    """Server-side copy, byte for byte; `metadata` replaces the source's user metadata."""
+    if metadata is None:
+        client.copy_object(bucket, key, CopySource(source.bucket, source.key))
+    else:
+        client.copy_object(
+            bucket, key, CopySource(source.bucket, source.key),
+            metadata=metadata, metadata_directive=REPLACE,  # type: ignore[arg-type]
+        )
     return f"s3://{bucket}/{key}"
 
 

@@ -28,7 +28,6 @@ from pathlib import Path
 from urllib.parse import quote, unquote
 
 from minio import Minio
-from minio.commonconfig import REPLACE, CopySource
 from minio.error import S3Error
 from urllib3.exceptions import HTTPError
 
@@ -99,7 +98,7 @@ def replay(
             "was it ever processed?"
         )
     etag = str(report.get("source_etag") or "")
-    original = _stat(client, settings.raw_bucket, key)
+    original = store.find_object(client, settings.raw_bucket, key)
     if original is not None and original.etag != etag:
         raise ReplayRefused(
             f"{key} changed since its last run (report at eTag {etag}, object now {original.etag}): "
@@ -135,7 +134,8 @@ def _replay_whole_file(
     client: Minio, settings: Settings, key: str, etag: str, target: str, dry_run: bool
 ) -> Replay:
     """A file rejected as a whole: its copy in quarantine goes back to raw under a new name."""
-    if _stat(client, settings.quarantine_bucket, key) is None:
+    quarantined = store.find_object(client, settings.quarantine_bucket, key)
+    if quarantined is None:
         raise ReplayRefused(
             f"no quarantine for {key}: it was rejected as a whole, but "
             f"s3://{settings.quarantine_bucket}/{key} is gone"
@@ -143,9 +143,8 @@ def _replay_whole_file(
     result = Replay(source_key=key, source_etag=etag, key=target, rows=None)
     if dry_run:
         return result
-    client.copy_object(
-        settings.raw_bucket, target, CopySource(settings.quarantine_bucket, key),
-        metadata={REPLAY_OF: _replay_of(key, etag)}, metadata_directive=REPLACE,
+    store.copy_object(
+        client, quarantined, settings.raw_bucket, target, metadata={REPLAY_OF: _replay_of(key, etag)}
     )
     return replace(result, uploaded=True)
 
@@ -158,7 +157,7 @@ def _replay_rows(
     target: str,
     dry_run: bool,
 ) -> Replay:
-    rejected = _stat(client, settings.quarantine_bucket, keys.rejected)
+    rejected = store.find_object(client, settings.quarantine_bucket, keys.rejected)
     if rejected is None:
         raise ReplayRefused(
             f"no quarantine for {original.key}: s3://{settings.quarantine_bucket}/{keys.rejected} is gone"
@@ -185,8 +184,8 @@ def _replay_rows(
             )
         if dry_run:
             return result
-        client.fput_object(
-            settings.raw_bucket, target, str(replay_file), content_type="text/csv",
+        store.put_file(
+            client, settings.raw_bucket, target, replay_file, "text/csv",
             metadata={REPLAY_OF: _replay_of(original.key, original.etag)},
         )
     return replace(result, uploaded=True)
@@ -195,15 +194,6 @@ def _replay_rows(
 def _replay_of(key: str, etag: str) -> str:
     """Metadata values travel as HTTP headers: ASCII only, so the key is percent-encoded."""
     return quote(f"{key}@{etag}", safe="/@")
-
-
-def _stat(client: Minio, bucket: str, key: str) -> store.ObjectVersion | None:
-    try:
-        return store.stat_object(client, bucket, key)
-    except S3Error as error:
-        if error.code in _MISSING:
-            return None
-        raise
 
 
 def _earlier_replay(client: Minio, bucket: str, target: str, key: str, etag: str) -> str | None:
