@@ -15,7 +15,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,21 @@ def poll(condition: Callable[[], Any], what: str, timeout: float, interval: floa
 
 
 # --- services by pid --------------------------------------------------------------------------
+def wait_until_unchanged(value: Callable[[], Any], what: str, quiet: float, timeout: float) -> Any:
+    """`value()` once it has stayed the same for `quiet` seconds: a sender that retries with
+    back-off has given up when nothing new arrived for longer than its longest pause."""
+    deadline = time.monotonic() + timeout
+    last, since = value(), time.monotonic()
+    while time.monotonic() - since < quiet:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (still changing: {last!r})")
+        time.sleep(0.5)
+        current = value()
+        if current != last:
+            last, since = current, time.monotonic()
+    return last
+
+
 def service_process(settings: Settings, name: str) -> psutil.Process:
     """The running process of a stack service (the one its pid file names)."""
     process = running(ivi_stack.files(settings, name))
@@ -140,6 +155,28 @@ def _stopped_processes(settings: Settings) -> list[psutil.Process]:
 
 
 # --- flow runs --------------------------------------------------------------------------------
+IN_FLIGHT_STATES = ["PENDING", "RUNNING"]
+
+
+RECENT_RUN_SECONDS = 600  # an orphan a failed test left Running ages out of the wait
+
+
+def wait_for_no_runs_in_flight(settings: Settings, timeout: float = 180.0) -> None:
+    """No recent process_object run is Pending or Running: what an earlier test started has
+    ended, so it cannot take the faults or the Power BI requests this test looks at."""
+    def in_flight() -> list[str]:
+        recent = datetime.fromtimestamp(time.time() - RECENT_RUN_SECONDS, tz=timezone.utc).isoformat()
+        response = prefect_request(
+            "POST", f"{settings.prefect_api_url}/flow_runs/filter",
+            json={"flows": {"name": {"any_": ["process_object"]}},
+                  "flow_runs": {"state": {"type": {"any_": IN_FLIGHT_STATES}},
+                                "expected_start_time": {"after_": recent}}, "limit": 50},
+        )
+        return [run["name"] for run in response.json()]
+
+    poll(lambda: not in_flight(), "the runs earlier tests left in flight to end", timeout, interval=0.5)
+
+
 def create_run(
     settings: Settings,
     deployment: str,

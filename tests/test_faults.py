@@ -36,6 +36,8 @@ from tests.fault_support import (
     tiny_tmpfs,
     upload_trigger_disabled,
     wait_for_final_state,
+    wait_for_no_runs_in_flight,
+    wait_until_unchanged,
 )
 from tests.pipeline_support import (
     flow_runs_for_key,
@@ -67,7 +69,9 @@ services = pytest.mark.services
 
 @pytest.fixture
 def no_faults_left(stack: Settings) -> Iterator[None]:
-    """Faults a test queued but did not use must not hit the next test's requests."""
+    """Faults a test queued but did not use must not hit the next test's requests, and runs
+    an earlier test left in flight must not take this test's faults."""
+    wait_for_no_runs_in_flight(stack)
     clear_faults(stack)
     yield
     clear_faults(stack)
@@ -148,13 +152,20 @@ def test_uploads_while_the_prefect_server_is_down_get_503s_and_the_reconcile_pro
         body = minio_event(stack, quote_plus(keys[0], safe="/"), etags[0], None)
         answer = httpx.post(f"{stack.relay_url}/minio/events", json=body, headers=auth_headers(stack), timeout=30)
         assert answer.status_code == 503 and answer.json() == {"detail": "Prefect API unavailable"}
+        # the store retries each event a few times (1, 2, 4 s apart), then drops it: the server
+        # comes back only once the relay has heard nothing for longer than the longest back-off
+        wait_until_unchanged(lambda: _relay_answers(relay_log, log_start, "/seaweedfs/events", 503),
+                             "the store to give up retrying its events", quiet=QUIET_AFTER_RETRIES_S, timeout=120)
         assert bring_back(stack) == [prefect_stack.SERVER]
-    # the events were lost (the store gave up retrying long before the server was back) ...
+    # the events were lost ...
     assert all(flow_runs_for_key(stack, key) == [] for key in keys)
     # ... and the reconcile, which the schedule runs every 5 minutes, is run now
     run_deployment_now(stack, "backfill/reconcile", {"bucket": stack.raw_bucket})
     for i, (key, etag, marker) in enumerate(zip(keys, etags, markers)):
         assert_processed_once(stack, key, etag, marker, 20 + i)
+
+
+QUIET_AFTER_RETRIES_S = 12.0  # longer than the store's longest webhook back-off (10 s)
 
 
 def _relay_answers(log: Path, start: int, route: str, status: int) -> int:
