@@ -2,8 +2,7 @@
 
 A file is processed in chunks, but duplicates and id reuse span the whole file. Keeping the
 rows themselves would make memory grow with the data; instead each row is a 128-bit hash
-(16 bytes) and each id an int64 (8 bytes), held in sorted numpy arrays: a lookup is a binary
-search, an insert one memory move.
+(16 bytes) and each id an int64 (8 bytes), held in sorted numpy runs (see `SortedRuns`).
 """
 
 from __future__ import annotations
@@ -13,48 +12,80 @@ import polars as pl
 
 _SEED_A = 0x1F3D5B79
 _SEED_B = 0x2468ACE0
+MAX_RUN_KEYS = 1 << 18  # runs stop merging at this size: a merge's transient copies stay ~10 MB
 
 
-class SortedSet:
-    """A set of fixed-width values as one sorted numpy array."""
+class SortedRuns:
+    """A set of fixed-width keys (each with an optional payload) as a few sorted runs.
 
-    def __init__(self, dtype: np.dtype | str) -> None:
-        self.values = np.empty(0, dtype=dtype)
+    Why runs and not one sorted array: inserting a chunk's keys into one array copies the
+    whole array (numpy arrays cannot grow in place), so at 3M rows every chunk moved ~50 MB
+    and briefly held two copies. Here a chunk's keys become a new run; runs of similar size
+    merge (as a binary counter does, so a key is merged about log2(n / chunk) times) until they
+    reach `MAX_RUN_KEYS`, after which they stay as they are. A lookup is one binary search
+    per run, and there are at most a few tens of runs.
+    """
+
+    def __init__(self, dtype: np.dtype | str, payload_dtype: np.dtype | str | None = None) -> None:
+        self.dtype = np.dtype(dtype)
+        self.payload_dtype = None if payload_dtype is None else np.dtype(payload_dtype)
+        self.runs: list[tuple[np.ndarray, np.ndarray | None]] = []
 
     def __len__(self) -> int:
-        return len(self.values)
+        return sum(len(keys) for keys, _ in self.runs)
 
-    def contains(self, keys: np.ndarray) -> np.ndarray:
-        return self.positions_of(keys)[1]
+    def find(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Whether each key is in the set, and its payload where it is (0 elsewhere).
 
-    def positions_of(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Where each key is or would go, and whether it is there.
-
-        The keys are searched in sorted order: a binary search over sorted keys walks the
-        array forwards and stays in cache, about four times faster than in random order.
+        The keys are searched in sorted order: a binary search over sorted keys walks the run
+        forwards and stays in cache, about four times faster than in random order.
         """
         found = np.zeros(len(keys), dtype=bool)
-        positions = np.zeros(len(keys), dtype=np.intp)
-        if len(self.values) == 0 or len(keys) == 0:
-            return positions, found
+        payload = np.zeros(len(keys), dtype=self.payload_dtype or self.dtype)
+        if not self.runs or len(keys) == 0:
+            return found, payload
         order = np.argsort(keys, kind="stable")
-        sorted_positions = np.searchsorted(self.values, keys[order])
-        inside = sorted_positions < len(self.values)
-        hit = np.zeros(len(keys), dtype=bool)
-        hit[inside] = self.values[sorted_positions[inside]] == keys[order][inside]
-        positions[order] = sorted_positions
-        found[order] = hit
-        return positions, found
+        ordered = keys[order]
+        for run, run_payload in self.runs:
+            at = np.searchsorted(run, ordered)
+            inside = at < len(run)
+            hit = np.zeros(len(keys), dtype=bool)
+            hit[inside] = run[at[inside]] == ordered[inside]
+            hit_rows = order[hit]
+            found[hit_rows] = True
+            if run_payload is not None:
+                payload[hit_rows] = run_payload[at[hit]]
+        return found, payload
 
-    def add(self, keys: np.ndarray) -> None:
-        """Add keys known to be new and distinct."""
-        if len(keys):
-            keys = np.sort(keys)
-            self.values = np.insert(self.values, np.searchsorted(self.values, keys), keys)
+    def contains(self, keys: np.ndarray) -> np.ndarray:
+        return self.find(keys)[0]
+
+    def add(self, keys: np.ndarray, payload: np.ndarray | None = None) -> None:
+        """Add keys known to be new and distinct (with their payload when the set has one)."""
+        if len(keys) == 0:
+            return
+        order = np.argsort(keys, kind="stable")
+        self.runs.append((keys[order], None if payload is None else payload[order]))
+        while len(self.runs) > 1:
+            (older, older_payload), (newer, newer_payload) = self.runs[-2], self.runs[-1]
+            if len(older) > len(newer) or len(older) + len(newer) > MAX_RUN_KEYS:
+                break
+            self.runs[-2:] = [_merge(older, older_payload, newer, newer_payload)]
 
     @property
     def nbytes(self) -> int:
-        return int(self.values.nbytes)
+        return sum(keys.nbytes + (0 if p is None else p.nbytes) for keys, p in self.runs)
+
+
+def _merge(
+    a: np.ndarray, a_payload: np.ndarray | None, b: np.ndarray, b_payload: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Two sorted runs as one: a stable sort of their concatenation finds the two runs and
+    merges them in one pass (timsort)."""
+    keys = np.concatenate((a, b))
+    order = np.argsort(keys, kind="stable")
+    payload = None if a_payload is None or b_payload is None else np.concatenate((a_payload, b_payload))[order]
+    return keys[order], payload
 
 
 def row_keys(frame: pl.DataFrame, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -66,43 +97,35 @@ def row_keys(frame: pl.DataFrame, columns: list[str]) -> tuple[np.ndarray, np.nd
 class SeenRows:
     """Rows already seen in this file: the first stays, later identical ones are duplicates.
 
-    Two uint64 arrays sorted by the first rather than one of 16-byte strings: numpy's binary
-    search on integers is several times faster. A clash of first halves between different
-    rows (about one in 10^7 files of 3M rows) can make a duplicate look new, never a new row
-    look like a duplicate.
+    The first 64-bit half is the key and the second its payload rather than one 16-byte key:
+    numpy's binary search on integers is several times faster. A clash of first halves
+    between different rows (about one in 10^7 files of 3M rows) can make a duplicate look new,
+    never a new row look like a duplicate.
     """
 
     def __init__(self) -> None:
-        self._a = SortedSet(np.uint64)
-        self._b = np.empty(0, dtype=np.uint64)
+        self._hashes = SortedRuns(np.uint64, payload_dtype=np.uint64)
 
     def duplicates(self, frame: pl.DataFrame, columns: list[str]) -> np.ndarray:
         """Mask of rows identical to an earlier row (this chunk or before); records the rest."""
         a, b = row_keys(frame, columns)
         keys = pl.DataFrame({"a": a, "b": b})
         first_in_chunk = keys.select(pl.struct("a", "b").is_first_distinct()).to_series().to_numpy()
-        positions, found = self._a.positions_of(a)
-        if found.any():
-            found[found] = self._b[positions[found]] == b[found]
-        duplicate = ~first_in_chunk | found
-        new_a, new_b = a[~duplicate], b[~duplicate]
-        order = np.argsort(new_a, kind="stable")
-        new_a, new_b = new_a[order], new_b[order]
-        at = np.searchsorted(self._a.values, new_a)
-        self._a.values = np.insert(self._a.values, at, new_a)
-        self._b = np.insert(self._b, at, new_b)
+        found, second_half = self._hashes.find(a)
+        duplicate = ~first_in_chunk | (found & (second_half == b))
+        self._hashes.add(a[~duplicate], b[~duplicate])
         return duplicate
 
     @property
     def nbytes(self) -> int:
-        return self._a.nbytes + int(self._b.nbytes)
+        return self._hashes.nbytes
 
 
 class SeenIds:
     """Ids already used in this file by an earlier (non-duplicate) row."""
 
     def __init__(self) -> None:
-        self._ids = SortedSet(np.int64)
+        self._ids = SortedRuns(np.int64)
 
     def reused(self, ids: pl.Series) -> np.ndarray:
         """Mask of ids used by an earlier row; nulls are never reused. Records the new ones."""

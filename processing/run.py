@@ -17,6 +17,7 @@ from typing import TypeVar
 from processing.contract import Contract, normalise_name
 from processing.engine import ChunkEngine
 from processing.errors import FileRejected
+from processing.memory import return_freed_memory
 from processing.records import Layout, ParsedChunk, RaggedRow, parse_chunk
 from processing.report import Report
 from processing.source import CHUNK_BYTES, Header, TextSource, count_breaks
@@ -81,6 +82,7 @@ def process_file(
     Raises FileRejected (nothing written) when the file cannot be a table for the contract.
     """
     started = time.perf_counter()
+    return_freed_memory()
     report = Report(contract=contract.name, source=str(path))
     outputs: OutputFiles | None = None
     try:
@@ -136,7 +138,9 @@ def _parsed_chunks(
         data, unterminated = chunk.data, []
         if chunk.unterminated_at is not None:
             data, unterminated = _split_unterminated(data, chunk.unterminated_at, chunk.first_line)
-        yield parse_chunk(data, chunk.first_line, layout), unterminated
+        parsed = parse_chunk(data, chunk.first_line, layout)
+        del chunk, data  # only the parsed frame lives on while the engine works on it
+        yield parsed, unterminated
 
 
 def _prefetched(items: Iterator[T]) -> Iterator[T]:

