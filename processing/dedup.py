@@ -1,8 +1,8 @@
 """Whole-file memory: which rows and which ids were already seen, in a few bytes per row.
 
 A file is processed in chunks, but duplicates and id reuse span the whole file. Keeping the
-rows themselves would make memory grow with the data; instead each row is a 128-bit hash
-(16 bytes) and each id an int64 (8 bytes), held in sorted numpy runs (see `SortedRuns`).
+rows themselves would make memory grow with the data; instead each row is a 96-bit hash
+(12 bytes) and each id an int64 (8 bytes), held in sorted numpy runs (see `SortedRuns`).
 """
 
 from __future__ import annotations
@@ -89,22 +89,25 @@ def _merge(
 
 
 def row_keys(frame: pl.DataFrame, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """A 128-bit key per row from the exact strings of `columns`: two seeded 64-bit hashes."""
+    """A 96-bit key per row from the exact strings of `columns`: a seeded 64-bit hash and 32
+    bits of a second one."""
     values = frame.select(columns)
-    return values.hash_rows(_SEED_A).to_numpy(), values.hash_rows(_SEED_B).to_numpy()
+    second = values.hash_rows(_SEED_B).to_numpy().astype(np.uint32)  # keeps the low 32 bits
+    return values.hash_rows(_SEED_A).to_numpy(), second
 
 
 class SeenRows:
     """Rows already seen in this file: the first stays, later identical ones are duplicates.
 
-    The first 64-bit half is the key and the second its payload rather than one 16-byte key:
-    numpy's binary search on integers is several times faster. A clash of first halves
-    between different rows (about one in 10^7 files of 3M rows) can make a duplicate look new,
-    never a new row look like a duplicate.
+    The 64-bit hash is the key and the 32-bit one its payload rather than one 12-byte key:
+    numpy's binary search on integers is several times faster. A clash of 64-bit hashes
+    between different rows (about one in 10^7 files of 3M rows) can make a duplicate look new;
+    a new row looks like a duplicate only if both hashes clash (about one in 10^16 files).
+    32 bits rather than 64 of the second hash: 12 MB less at 3M rows.
     """
 
     def __init__(self) -> None:
-        self._hashes = SortedRuns(np.uint64, payload_dtype=np.uint64)
+        self._hashes = SortedRuns(np.uint64, payload_dtype=np.uint32)
 
     def duplicates(self, frame: pl.DataFrame, columns: list[str]) -> np.ndarray:
         """Mask of rows identical to an earlier row (this chunk or before); records the rest."""

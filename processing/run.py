@@ -2,7 +2,7 @@
 
 This is the function the CLI (`ivi process`) and the Prefect flow both call. It streams the
 file chunk by chunk, so memory is bounded by the chunk size plus the whole-file row and id
-memory (16 + 8 bytes per row).
+memory (12 + 8 bytes per row).
 """
 
 from __future__ import annotations

@@ -12,6 +12,8 @@ from typing import BinaryIO
 
 import polars as pl
 
+JSON_SLICE_ROWS = 8192
+
 
 class OutputFiles:
     """`<stem>.csv`, `<stem>.json` and `<stem>.rejected.csv` in one directory."""
@@ -42,8 +44,9 @@ class OutputFiles:
         csv = self._handle("csv")
         frame.write_csv(csv, include_header=self._rows["csv"] == 0 and csv.tell() == 0)
         self._rows["csv"] += frame.height
-        if frame.height:
-            self._append_to_json_array(frame)
+        # in slices: polars serialises a whole call's JSON in memory (~2.5x the rows' size)
+        for offset in range(0, frame.height, JSON_SLICE_ROWS):
+            self._append_to_json_array(frame.slice(offset, JSON_SLICE_ROWS))
 
     def _append_to_json_array(self, frame: pl.DataFrame) -> None:
         """One JSON array across chunks, written straight into the file: a chunk's array
