@@ -91,22 +91,22 @@ def _without_currency(name: str) -> pl.Expr:
 
 
 def _decimal(name: str) -> pl.Expr:
-    """`1234.56`, `1.234,56`, `1234,56` (currency already stripped) as a float."""
+    """`1234.56`, `1.234,56`, `1234,56` (currency already stripped) as a float.
+
+    A comma makes it Brazilian: read only when the regex accepts its grouping, else null.
+    Written so that eager polars evaluates each string function once per value: it has no
+    common-subexpression elimination, and the regex is the one costly step.
+    """
     number = pl.col(name)
-    has_comma = number.str.contains(",", literal=True)
-    brazilian = _only_where(has_comma, number)
-    as_float = (
-        pl.when(has_comma)
-        .then(
-            _only_where(
-                brazilian.str.contains(_COMMA_DECIMAL),
-                brazilian.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True),
-            )
-        )
-        .otherwise(number)
+    brazilian = number.str.contains(_COMMA_DECIMAL)
+    converted = number.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True)
+    return (
+        pl.when(brazilian)
+        .then(converted)
+        .when(~number.str.contains(",", literal=True))
+        .then(number)
         .cast(pl.Float64, strict=False)
     )
-    return as_float
 
 
 def _typed(name: str, spec: ColumnSpec) -> pl.Expr:

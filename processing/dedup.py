@@ -12,7 +12,7 @@ import polars as pl
 
 _SEED_A = 0x1F3D5B79
 _SEED_B = 0x2468ACE0
-MAX_RUN_KEYS = 1 << 18  # runs stop merging at this size: a merge's transient copies stay ~10 MB
+MAX_RUN_KEYS = 1 << 20  # runs stop merging at this size: a merge's transient copies stay ~30 MB
 
 
 class SortedRuns:
@@ -44,17 +44,16 @@ class SortedRuns:
         payload = np.zeros(len(keys), dtype=self.payload_dtype or self.dtype)
         if not self.runs or len(keys) == 0:
             return found, payload
-        order = np.argsort(keys, kind="stable")
+        order = np.argsort(keys)
         ordered = keys[order]
         for run, run_payload in self.runs:
             at = np.searchsorted(run, ordered)
-            inside = at < len(run)
-            hit = np.zeros(len(keys), dtype=bool)
-            hit[inside] = run[at[inside]] == ordered[inside]
-            hit_rows = order[hit]
-            found[hit_rows] = True
-            if run_payload is not None:
-                payload[hit_rows] = run_payload[at[hit]]
+            np.minimum(at, len(run) - 1, out=at)
+            hit = run[at] == ordered
+            if hit.any():
+                found[order[hit]] = True
+                if run_payload is not None:
+                    payload[order[hit]] = run_payload[at[hit]]
         return found, payload
 
     def contains(self, keys: np.ndarray) -> np.ndarray:
@@ -64,11 +63,13 @@ class SortedRuns:
         """Add keys known to be new and distinct (with their payload when the set has one)."""
         if len(keys) == 0:
             return
-        order = np.argsort(keys, kind="stable")
+        order = np.argsort(keys)
         self.runs.append((keys[order], None if payload is None else payload[order]))
+        # a binary counter: the newest run merges into the one before while that one is no
+        # larger than twice its size, so sizes shrink from oldest to newest
         while len(self.runs) > 1:
             (older, older_payload), (newer, newer_payload) = self.runs[-2], self.runs[-1]
-            if len(older) > len(newer) or len(older) + len(newer) > MAX_RUN_KEYS:
+            if len(older) > 2 * len(newer) or len(older) + len(newer) > MAX_RUN_KEYS:
                 break
             self.runs[-2:] = [_merge(older, older_payload, newer, newer_payload)]
 

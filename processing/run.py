@@ -14,6 +14,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+import numpy as np
+
 from processing.contract import Contract, normalise_name
 from processing.engine import ChunkEngine
 from processing.errors import FileRejected
@@ -103,8 +105,8 @@ def process_file(
                 # a chunk is written while the next one is cleaned (polars writes release
                 # the GIL); waiting for the previous write keeps order and memory bounded
                 writing: Future[None] | None = None
-                for parsed, unterminated in _prefetched(_parsed_chunks(source, layout)):
-                    result = engine.process(parsed, unterminated)
+                for parsed, unterminated, duplicate in _prefetched(_parsed_chunks(source, layout, engine)):
+                    result = engine.process(parsed, unterminated, duplicate)
                     report.input_rows += result.input_rows
                     report.exported_rows += result.clean.height
                     report.quarantined_rows += result.rejected.height
@@ -132,15 +134,17 @@ def process_file(
 
 
 def _parsed_chunks(
-    source: TextSource, layout: Layout
-) -> Iterator[tuple[ParsedChunk, list[RaggedRow]]]:
+    source: TextSource, layout: Layout, engine: ChunkEngine
+) -> Iterator[tuple[ParsedChunk, list[RaggedRow], np.ndarray]]:
+    """Parsed chunks with their duplicate rows marked, in file order (in the read-ahead
+    thread: see `ChunkEngine.mark_duplicates`)."""
     for chunk in source.chunks():
         data, unterminated = chunk.data, []
         if chunk.unterminated_at is not None:
             data, unterminated = _split_unterminated(data, chunk.unterminated_at, chunk.first_line)
         parsed = parse_chunk(data, chunk.first_line, layout)
         del chunk, data  # only the parsed frame lives on while the engine works on it
-        yield parsed, unterminated
+        yield parsed, unterminated, engine.mark_duplicates(parsed)
 
 
 def _prefetched(items: Iterator[T]) -> Iterator[T]:
