@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 
 import pyarrow as pa
 
@@ -31,7 +32,7 @@ def return_freed_memory() -> None:
     if name is None or "libc.so" not in name:
         return
     libc = ctypes.CDLL(name)
-    if not hasattr(libc, "mallopt"):
-        return
+    if not hasattr(libc, "mallopt") or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return  # a user's own glibc tuning wins
     libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
     libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
