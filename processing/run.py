@@ -150,7 +150,7 @@ def _parsed_chunks(
 def _prefetched(items: Iterator[T]) -> Iterator[T]:
     """Produce the next item in a second thread while the caller works on this one.
 
-    Reading, decoding and parsing (pyarrow, GIL released) overlap with cleaning and
+    Reading, decoding and parsing (polars and numpy, GIL released) overlap with cleaning and
     validation (polars): on two cores this hides most of the reading time. One item ahead
     only, so memory stays bounded.
     """

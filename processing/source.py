@@ -3,7 +3,7 @@
 Why by hand and not one library call: the file must be streamed (memory does not grow with
 its size), its encoding may change half way (a Windows-1252 file whose first megabytes are
 plain ASCII), and every quarantined row must carry the physical line it starts on. The
-parsing of fields is left to pyarrow's CSV reader (see records.py); here we only cut the
+parsing of fields is left to polars' CSV reader (see records.py); here we only cut the
 byte stream at record boundaries, which needs no more than newline and quote positions.
 """
 
@@ -222,7 +222,7 @@ def count_breaks(data: bytes) -> int:
     newlines = int(np.count_nonzero(arr == 10))
     if b"\r" not in data:
         return newlines
-    return newlines + len(_lone_returns(arr))
+    return newlines + len(_lone_returns_in(arr))
 
 
 def _skip_one_newline(data: bytes) -> bytes:
@@ -242,13 +242,20 @@ def line_breaks(data: bytes) -> np.ndarray:
     newlines = np.flatnonzero(arr == 10)
     if b"\r" not in data:
         return newlines
-    lone = _lone_returns(arr)
+    lone = _lone_returns_in(arr)
     if len(lone) == 0:  # `\r\n` files: their `\n`s are all the breaks
         return newlines
     return np.sort(np.concatenate((newlines, lone)), kind="stable")  # merges two sorted runs
 
 
-def _lone_returns(arr: np.ndarray) -> np.ndarray:
+def lone_returns(data: bytes) -> np.ndarray:
+    """Offsets of the `\\r`s not followed by `\\n` (old Mac line breaks)."""
+    if b"\r" not in data:
+        return np.empty(0, dtype=np.intp)
+    return _lone_returns_in(np.frombuffer(data, dtype=np.uint8))
+
+
+def _lone_returns_in(arr: np.ndarray) -> np.ndarray:
     """Offsets of the `\\r`s not followed by `\\n` (old Mac line breaks)."""
     returns = np.flatnonzero(arr == 13)
     followed_by_newline = returns + 1 < len(arr)
@@ -313,7 +320,7 @@ def _last_record_end(data: bytes, delimiter: str) -> int | None:
     Fast path: a line break with an even number of quotes before it is outside any quoted
     field, for files that quote as RFC 4180 does. A quote inside an unquoted field (`TV 32"`)
     breaks that parity (`quotes_follow_rfc4180`); the csv module, which reads such a quote as
-    a plain character like pyarrow does, then decides, as it does when the parity finds no
+    a plain character like polars does, then decides, as it does when the parity finds no
     break in the second half of the buffer.
     """
     if not quotes_follow_rfc4180(data, delimiter):
