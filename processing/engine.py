@@ -111,9 +111,9 @@ class ChunkEngine:
     def mark_duplicates(self, parsed: ParsedChunk) -> np.ndarray:
         """Mask of the chunk's rows identical to an earlier row of the file.
 
-        Separate from `process` so that it can run in the read-ahead thread, which has time
-        to spare while this thread validates (measured: it shortens the critical path by a
-        fifth). Chunks must come here in file order.
+        Separate from `process` so that it can run in the read-ahead thread: with it there,
+        the two busy threads carry about the same work (measured: 5% less wall time on the
+        1M-row bench file). Chunks must come here in file order.
         """
         raw = parsed.frame
         return self.seen_rows.duplicates(raw, self.present) if raw.height else np.zeros(0, bool)
