@@ -23,6 +23,7 @@ import httpx
 import psutil
 import pytest
 from minio import Minio
+from tests.pipeline_support import flow_runs_for_key
 from tests.stack_support import isolated_settings, prefect_request
 
 from ivi import seaweed
@@ -72,14 +73,9 @@ def _s3(settings: Settings) -> Minio:
                  secret_key=settings.s3_secret_key.get_secret_value(), secure=False)
 
 
-def _runs_for(settings: Settings, key: str) -> list[dict[str, Any]]:
-    runs = prefect_request("POST", f"{settings.prefect_api_url}/flow_runs/filter", json={}).json()
-    return [run for run in runs if run["parameters"].get("key") == key]
-
-
 def _wait_for_runs(settings: Settings, key: str, count: int, timeout: float = 30) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout
-    while len(runs := _runs_for(settings, key)) < count and time.monotonic() < deadline:
+    while len(runs := flow_runs_for_key(settings, key)) < count and time.monotonic() < deadline:
         time.sleep(0.25)
     return runs
 
