@@ -22,7 +22,13 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from processing.source import line_breaks, lone_returns, quotes_follow_rfc4180, record_ends
+from processing.source import (
+    byte_positions,
+    line_breaks,
+    lone_returns,
+    quotes_follow_rfc4180,
+    record_ends,
+)
 
 LINE = "_line"
 
@@ -117,11 +123,10 @@ def _field_counts(data: bytes, starts: np.ndarray, ends: np.ndarray, delimiter: 
     (quote parity, right only where `quotes_follow_rfc4180`). Measured: 9 ms per 4 MB
     chunk, against 10-23 ms for the two other ways tried (lookups among the quotes, reduceat).
     """
-    arr = np.frombuffer(data, dtype=np.uint8)
-    delimiters = np.flatnonzero(arr == ord(delimiter))
+    delimiters = byte_positions(data, ord(delimiter))
     counts = np.searchsorted(delimiters, ends) - np.searchsorted(delimiters, starts)
     if b'"' in data:
-        quotes = np.flatnonzero(arr == 34)
+        quotes = byte_positions(data, 34)
         quotes = quotes[: len(quotes) // 2 * 2]  # an unclosed last quote has no pair
         at = np.searchsorted(delimiters, quotes)
         quoted = at[1::2] - at[0::2]

@@ -13,6 +13,7 @@ import codecs
 import csv
 import gzip
 import io
+import threading
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -213,16 +214,45 @@ class TextSource:
             del chunk
 
 
+_scratch = threading.local()
+SCRATCH_MAX_BYTES = 16 * 1024 * 1024
+
+
+def byte_positions(data: bytes, byte: int) -> np.ndarray:
+    """Offsets of every `byte` in `data`.
+
+    The comparison's mask goes into a buffer each thread reuses: a fresh chunk-sized mask
+    per call cost a page fault per 4 KB (eight masks per 5 MB chunk, ~10% of the CPU time).
+    """
+    arr = np.frombuffer(data, dtype=np.uint8)
+    return np.flatnonzero(_equal_mask(arr, byte))
+
+
+def byte_count(data: bytes, byte: int) -> int:
+    """How many `byte`s `data` holds (see `byte_positions`)."""
+    return int(np.count_nonzero(_equal_mask(np.frombuffer(data, dtype=np.uint8), byte)))
+
+
+def _equal_mask(arr: np.ndarray, byte: int) -> np.ndarray:
+    buffer: np.ndarray | None = getattr(_scratch, "mask", None)
+    if buffer is None or len(buffer) < len(arr):
+        buffer = np.empty(len(arr), dtype=bool)
+        if len(arr) <= SCRATCH_MAX_BYTES:  # a huge record's mask is not kept
+            _scratch.mask = buffer
+    mask = buffer[: len(arr)]
+    np.equal(arr, byte, out=mask)
+    return mask
+
+
 def count_breaks(data: bytes) -> int:
     """Physical line breaks: `\\n`, `\\r\\n` and a lone `\\r` each count once.
 
     With numpy: `bytes.count` of one byte ran at ~2 GB/s, a numpy comparison at ~20 GB/s,
     and this runs on every chunk."""
-    arr = np.frombuffer(data, dtype=np.uint8)
-    newlines = int(np.count_nonzero(arr == 10))
+    newlines = byte_count(data, 10)
     if b"\r" not in data:
         return newlines
-    return newlines + len(_lone_returns_in(arr))
+    return newlines + len(lone_returns(data))
 
 
 def _skip_one_newline(data: bytes) -> bytes:
@@ -238,11 +268,10 @@ def line_breaks(data: bytes) -> np.ndarray:
 
     One byte mask at a time: the chunk is megabytes long and each mask costs its size again.
     """
-    arr = np.frombuffer(data, dtype=np.uint8)
-    newlines = np.flatnonzero(arr == 10)
+    newlines = byte_positions(data, 10)
     if b"\r" not in data:
         return newlines
-    lone = _lone_returns_in(arr)
+    lone = lone_returns(data)
     if len(lone) == 0:  # `\r\n` files: their `\n`s are all the breaks
         return newlines
     return np.sort(np.concatenate((newlines, lone)), kind="stable")  # merges two sorted runs
@@ -252,12 +281,8 @@ def lone_returns(data: bytes) -> np.ndarray:
     """Offsets of the `\\r`s not followed by `\\n` (old Mac line breaks)."""
     if b"\r" not in data:
         return np.empty(0, dtype=np.intp)
-    return _lone_returns_in(np.frombuffer(data, dtype=np.uint8))
-
-
-def _lone_returns_in(arr: np.ndarray) -> np.ndarray:
-    """Offsets of the `\\r`s not followed by `\\n` (old Mac line breaks)."""
-    returns = np.flatnonzero(arr == 13)
+    arr = np.frombuffer(data, dtype=np.uint8)
+    returns = byte_positions(data, 13)
     followed_by_newline = returns + 1 < len(arr)
     followed_by_newline[followed_by_newline] = arr[returns[followed_by_newline] + 1] == 10
     return returns[~followed_by_newline]
@@ -278,7 +303,7 @@ def quotes_follow_rfc4180(data: bytes, delimiter: str) -> bool:
     if b'"' not in data:
         return True
     arr = np.frombuffer(data, dtype=np.uint8)
-    quotes = np.flatnonzero(arr == 34)
+    quotes = byte_positions(data, 34)
     separator = ord(delimiter)
 
     def bound(byte: np.ndarray) -> np.ndarray:
@@ -298,7 +323,7 @@ def record_ends(data: bytes, breaks: np.ndarray | None = None) -> np.ndarray:
     breaks = line_breaks(data) if breaks is None else breaks
     if b'"' not in data:
         return breaks
-    quotes = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 34)
+    quotes = byte_positions(data, 34)
     return breaks[(np.searchsorted(quotes, breaks) & 1) == 0]
 
 
