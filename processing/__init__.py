@@ -12,6 +12,9 @@ import os as _os
 #   die in the writer, and per-thread arenas kept each other's freed pages (+70 MB);
 # - freed pages go back after 1 s, not 10 s (the default held a second copy of the working
 #   set) and not at once (purging on every free cost 1.2 s of system time per 1M rows).
-# Must be set before polars is first imported; a user's own setting wins. See memory.py for
-# the other two allocators.
+# Must be set before polars is first imported; a user's own setting wins. memory.py tunes
+# glibc's allocator, which numpy and Python use.
 _os.environ.setdefault("_RJEM_MALLOC_CONF", "narenas:1,dirty_decay_ms:1000,muzzy_decay_ms:0")
+# numpy loads OpenBLAS, whose worker threads spin on a core for a while after start-up (2% of
+# the CPU of a 1M-row run). Nothing here multiplies matrices: one thread is all it needs.
+_os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

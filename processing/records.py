@@ -23,9 +23,9 @@ import numpy as np
 import polars as pl
 
 from processing.source import (
+    byte_count,
     byte_positions,
     line_breaks,
-    lone_returns,
     quotes_follow_rfc4180,
     record_ends,
 )
@@ -59,10 +59,12 @@ class ParsedChunk:
 
 def parse_chunk(data: bytes, first_line: int, layout: Layout) -> ParsedChunk:
     """Raw string values of the contract columns of every record in `data`."""
-    if not quotes_follow_rfc4180(data, layout.delimiter) or len(lone_returns(data)):
+    if not quotes_follow_rfc4180(data, layout.delimiter):
         # line numbers from quote parity would be wrong, even where the record count agrees
         return _parse_with_csv_module(data, first_line, layout)
     breaks = line_breaks(data)
+    if b"\r" in data and len(breaks) != byte_count(data, 10):  # a lone `\r` ends a line
+        return _parse_with_csv_module(data, first_line, layout)
     starts, ends = _records(data, breaks)
     field_names = [f"f{i}" for i in range(layout.field_count)]
     try:
