@@ -12,7 +12,7 @@ import polars as pl
 
 _SEED_A = 0x1F3D5B79
 _SEED_B = 0x2468ACE0
-MAX_RUN_KEYS = 1 << 20  # runs stop merging at this size: a merge's transient copies stay ~30 MB
+MAX_RUN_KEYS = 1 << 20  # runs stop merging at this size
 
 
 class SortedRuns:
@@ -81,12 +81,21 @@ class SortedRuns:
 def _merge(
     a: np.ndarray, a_payload: np.ndarray | None, b: np.ndarray, b_payload: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Two sorted runs as one: a stable sort of their concatenation finds the two runs and
-    merges them in one pass (timsort)."""
-    keys = np.concatenate((a, b))
-    order = np.argsort(keys, kind="stable")
-    payload = None if a_payload is None or b_payload is None else np.concatenate((a_payload, b_payload))[order]
-    return keys[order], payload
+    """Two sorted runs as one, written straight into the merged arrays: where each key of
+    the newer run `b` lands is its rank in `a` plus its own rank. Sorting the concatenation
+    instead held four temporary arrays of the merged size (32 MB for 1M keys)."""
+    at = np.searchsorted(a, b, side="right") + np.arange(len(b))
+    from_a = np.ones(len(a) + len(b), dtype=bool)
+    from_a[at] = False
+    keys = np.empty(len(a) + len(b), dtype=a.dtype)
+    keys[at] = b
+    keys[from_a] = a
+    if a_payload is None or b_payload is None:
+        return keys, None
+    payload = np.empty(len(keys), dtype=a_payload.dtype)
+    payload[at] = b_payload
+    payload[from_a] = a_payload
+    return keys, payload
 
 
 def row_keys(frame: pl.DataFrame, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
