@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
+from processing import records
 from processing.records import Layout, _parse_with_csv_module, parse_chunk
+from processing.source import byte_count, byte_positions
 
 DATA = (
     b'1,2,3\n\n4,5\n"x\ny",7,8\n9,10,11,12\n  \n13,14,15\r\n16,17,18\r19,"a ""q"" b",21\n'
@@ -42,3 +46,40 @@ def test_line_numbers_stay_right_after_empty_and_blank_lines() -> None:
     parsed = parse_chunk(b"\n1,2,3\n4,5\n \t \n\n7,8,9\n", 2, LAYOUT)
     assert parsed.frame["_line"].to_list() == [3, 7]
     assert [(r.line, r.fields) for r in parsed.ragged] == [(4, 2)]
+
+
+def test_byte_scans_reuse_their_mask_buffer_without_leaking_an_earlier_chunk() -> None:
+    big = b"a;b\n" * 1000 + b";"
+    small = b"x\n;"
+    assert byte_positions(big, ord(";")).tolist() == [1 + 4 * i for i in range(1000)] + [4000]
+    # the buffer now holds the big chunk's mask; a shorter chunk must see only its own bytes
+    assert byte_positions(small, ord(";")).tolist() == [2]
+    assert byte_count(small, ord("\n")) == 1
+    assert byte_count(big, ord("\n")) == 1000
+    assert byte_positions(b"", ord(";")).tolist() == []
+
+
+FAST_PATH_CASES = [
+    b'1,2,3\n\n4,5\n"x\ny",7,8\n9,10,11,12\n  \n13,14,15\r\n16,17,18\r\n19,"a ""q"" b",21\n',
+    b'1,"2,2",3\n4,5,"6\r\n6"\n,,\n7,8,9',  # delimiters inside quotes, empty fields, no final break
+    b"\n\n1,2,3\n1,2\n1,2,3,4,5\n",
+]
+
+
+@pytest.mark.parametrize("data", FAST_PATH_CASES)
+def test_the_polars_path_reads_what_the_exact_csv_path_reads(
+    data: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Field counts, blank lines and line numbers from the numpy scan agree with the csv
+    module's reading, record for record (the fast path must not fall back on these)."""
+    expected = _parse_with_csv_module(data, 7, LAYOUT)
+
+    def no_fallback(*args: object) -> None:
+        raise AssertionError("fell back to the csv module")
+
+    monkeypatch.setattr(records, "_parse_with_csv_module", no_fallback)
+    parsed = parse_chunk(data, 7, LAYOUT)
+    assert parsed.frame.to_dict(as_series=False) == expected.frame.to_dict(as_series=False)
+    assert [(r.line, r.fields, r.text) for r in parsed.ragged] == [
+        (r.line, r.fields, r.text) for r in expected.ragged
+    ]
