@@ -35,9 +35,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 import uuid
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -46,7 +44,6 @@ from bench.own_stack import own_stack, percentile  # noqa: E402
 from ivi.settings import Settings  # noqa: E402
 from tests.load_support import (  # noqa: E402
     CONTRACTS,
-    ReportWatcher,
     batch_post_times,
     build_batch,
     never_started,
@@ -55,8 +52,7 @@ from tests.load_support import (  # noqa: E402
     repeated_rows,
     rows_since,
     runs_that_ran,
-    upload_all,
-    wait_for_final_runs,
+    upload_batch_and_wait,
 )
 from tests.pipeline_support import FINAL_STATES  # noqa: E402
 from tests.powerbi_pipeline_support import most_posts_in_any_window  # noqa: E402
@@ -82,13 +78,9 @@ def run_level(settings: Settings, concurrency: int | None, files_count: int, tim
     files = build_batch(prefix, files_count)
     keys = [f.key for f in files]
     marks = quiet_datasets(settings, timeout=300)
-    since_iso = (datetime.now(timezone.utc) - timedelta(seconds=5)).isoformat()
-    with ReportWatcher(settings, prefix) as watcher:
-        began = time.monotonic()
-        uploaded = upload_all(settings, files)
-        upload_seconds = max(u.done for u in uploaded.values()) - began
-        missing = watcher.wait_for(keys, timeout)
-        runs = wait_for_final_runs(settings, set(keys), since_iso, timeout=120)
+    batch = upload_batch_and_wait(settings, prefix, files, timeout)
+    uploaded, upload_seconds, missing, runs = batch.uploaded, batch.upload_seconds, batch.missing, batch.runs
+    watcher, began = batch.watcher, batch.began
     done = [key for key in keys if key not in missing]
     latencies = [watcher.seen_at(key) - uploaded[key].done for key in done]
     span = max((watcher.seen_at(key) for key in done), default=began) - began

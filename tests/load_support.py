@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Self
 
@@ -177,6 +178,35 @@ class ReportWatcher(Poller):
 
     def seen_at(self, key: str) -> float:
         return self.seen[OutputKeys.for_key(key).report]
+
+
+@dataclass
+class BatchRun:
+    """What uploading a batch and waiting for it left: the times, the reports that never
+    came and every process_object run of its keys."""
+
+    began: float  # time.monotonic() before the first put
+    uploaded: dict[str, Uploaded]
+    upload_seconds: float
+    missing: list[str]
+    runs: dict[str, list[dict[str, Any]]]
+    watcher: ReportWatcher
+
+
+def upload_batch_and_wait(
+    settings: Settings, prefix: str, files: list[LoadFile], timeout: float
+) -> BatchRun:
+    """Upload `files` at once, wait up to `timeout` s for their reports, then for their runs
+    to end (the load test and bench/bench_load.py run a batch the same way)."""
+    since_iso = (datetime.now(timezone.utc) - timedelta(seconds=5)).isoformat()
+    keys = [f.key for f in files]
+    with ReportWatcher(settings, prefix) as watcher:
+        began = time.monotonic()
+        uploaded = upload_all(settings, files)
+        upload_seconds = max(u.done for u in uploaded.values()) - began
+        missing = watcher.wait_for(keys, timeout)
+        runs = wait_for_final_runs(settings, set(keys), since_iso, timeout=120)
+    return BatchRun(began, uploaded, upload_seconds, missing, runs, watcher)
 
 
 def read_reports(settings: Settings, keys: list[str]) -> dict[str, dict[str, Any] | None]:

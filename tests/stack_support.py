@@ -6,6 +6,8 @@ import random
 import secrets
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -102,3 +104,20 @@ def wait_for_events(
         if len(events) >= count or time.monotonic() > deadline:
             return events
         time.sleep(0.25)
+
+
+@contextmanager
+def automations_paused(settings: Settings) -> Iterator[None]:
+    """No deployment trigger fires while this runs (events a test makes up start no flow
+    run); the automations that were enabled are enabled again afterwards."""
+    api = settings.prefect_api_url
+    automations = prefect_request("POST", f"{api}/automations/filter", json={}).json()
+    enabled = [a["id"] for a in automations if a["enabled"]]
+    for automation_id in enabled:
+        prefect_request("PATCH", f"{api}/automations/{automation_id}", json={"enabled": False})
+    try:
+        yield
+    finally:
+        time.sleep(1)  # the triggers service sees the last events while still paused
+        for automation_id in enabled:
+            prefect_request("PATCH", f"{api}/automations/{automation_id}", json={"enabled": True})

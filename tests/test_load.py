@@ -11,7 +11,6 @@ test's (on 2 cores the batch takes ~10-12 minutes: the Prefect server is the lim
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -24,7 +23,6 @@ from ivi.settings import Settings
 from tests.load_support import (
     CONTRACTS,
     PendingSampler,
-    ReportWatcher,
     batch_post_times,
     build_batch,
     never_started,
@@ -33,8 +31,7 @@ from tests.load_support import (
     repeated_rows,
     rows_since,
     runs_that_ran,
-    upload_all,
-    wait_for_final_runs,
+    upload_batch_and_wait,
 )
 from tests.pipeline_support import FINAL_STATES
 from tests.powerbi_pipeline_support import most_posts_in_any_window
@@ -82,14 +79,11 @@ def test_200_uploads_in_10_seconds_are_each_processed_once_with_exact_powerbi_ro
     assert sum(f.exported_rows > 20_000 for f in files) >= 2  # several Power BI batches each
     keys = [f.key for f in files]
     marks = quiet_datasets(stack)
-    since_iso = (datetime.now(timezone.utc) - timedelta(seconds=5)).isoformat()
 
-    with ReportWatcher(stack, prefix) as watcher, PendingSampler(stack) as pending:
-        began = time.monotonic()
-        uploaded = upload_all(stack, files)
-        upload_seconds = max(u.done for u in uploaded.values()) - began
-        missing = watcher.wait_for(keys, REPORTS_TIMEOUT)
-        runs = wait_for_final_runs(stack, set(keys), since_iso, timeout=120)
+    with PendingSampler(stack) as pending:
+        batch = upload_batch_and_wait(stack, prefix, files, REPORTS_TIMEOUT)
+    uploaded, upload_seconds, missing, runs = batch.uploaded, batch.upload_seconds, batch.missing, batch.runs
+    watcher, began = batch.watcher, batch.began
     not_started = [run for found in runs.values() for run in never_started(found)]
     print(f"\n{FILES} uploads in {upload_seconds:.1f} s; last report after "
           f"{max(watcher.seen.values(), default=began) - began:.1f} s; "

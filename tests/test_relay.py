@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from minio import Minio
-from tests.stack_support import auth_headers, free_ports, prefect_request, wait_for_events
+from tests.stack_support import auth_headers, automations_paused, free_ports, wait_for_events
 
 from ivi.settings import REPO_ROOT, Settings
 
@@ -90,17 +90,8 @@ def post(settings: Settings, route: str, **kwargs: Any) -> httpx.Response:
 @pytest.fixture(scope="module", autouse=True)
 def trigger_paused(stack: Settings) -> Iterator[None]:
     """Pause the deployment triggers for this module; restore them afterwards."""
-    api = stack.prefect_api_url
-    automations = prefect_request("POST", f"{api}/automations/filter", json={}).json()
-    enabled = [a["id"] for a in automations if a["enabled"]]
-    for automation_id in enabled:
-        prefect_request("PATCH", f"{api}/automations/{automation_id}", json={"enabled": False})
-    try:
+    with automations_paused(stack):
         yield
-    finally:
-        time.sleep(1)  # let the triggers service see the last events while still paused
-        for automation_id in enabled:
-            prefect_request("PATCH", f"{api}/automations/{automation_id}", json={"enabled": True})
 
 
 # --- authentication ---------------------------------------------------------------------------

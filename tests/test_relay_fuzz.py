@@ -16,7 +16,6 @@ are harmless there. The relay's log must show no unhandled exception afterwards.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ from schemathesis.specs.openapi.checks import (
 
 from ivi.settings import Settings
 from tests.pipeline_support import flow_runs_for_key
-from tests.stack_support import auth_headers, prefect_request
+from tests.stack_support import auth_headers, automations_paused
 
 pytestmark = pytest.mark.services
 
@@ -71,17 +70,8 @@ def relay_log_offset(stack: Settings) -> int:
 @pytest.fixture(scope="module", autouse=True)
 def triggers_paused(stack: Settings, relay_log_offset: int) -> Iterator[None]:
     """No flow run for the objects the fuzz makes up; the triggers come back afterwards."""
-    api = stack.prefect_api_url
-    automations = prefect_request("POST", f"{api}/automations/filter", json={}).json()
-    enabled = [a["id"] for a in automations if a["enabled"]]
-    for automation_id in enabled:
-        prefect_request("PATCH", f"{api}/automations/{automation_id}", json={"enabled": False})
-    try:
+    with automations_paused(stack):
         yield
-    finally:
-        time.sleep(1)  # the triggers service sees the last events while still paused
-        for automation_id in enabled:
-            prefect_request("PATCH", f"{api}/automations/{automation_id}", json={"enabled": True})
 
 
 def relay_document() -> dict[str, Any]:
