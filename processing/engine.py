@@ -19,7 +19,7 @@ from processing.clean import TYPE_MESSAGES, column_cleaning, run_steps
 from processing.contract import ColumnSpec, Contract
 from processing.dedup import SeenIds, SeenRows
 from processing.records import LINE, ParsedChunk, RaggedRow
-from processing.schema import build_schema
+from processing.schema import FAILED_ROWS_SCHEMA, build_schema
 
 ERRORS = "_errors"
 RAW = "_raw"
@@ -63,27 +63,6 @@ def _check_messages(contract: Contract, present: list[str]) -> pl.DataFrame:
     )
 
 
-def _schema_check_names(schema: pa.DataFrameSchema) -> pl.DataFrame:
-    """(column, check_number) -> our check name and the column a row check reports on.
-
-    Pandera reports a failing check by its description (`greater_than_or_equal_to(0)`) and its
-    position; the position finds the name we gave it. Row checks have no column: `owner`
-    is the column the contract attaches them to.
-    """
-    rows: list[tuple[str | None, int, str, str | None]] = []
-    for column_name, column in schema.columns.items():
-        rows.extend((column_name, number, check.name, None) for number, check in enumerate(column.checks))
-    # failures of dataframe-level checks name the schema where a column's name would be
-    rows.extend(
-        (schema.name, number, check.name, check.owner) for number, check in enumerate(schema.checks)
-    )
-    return pl.DataFrame(
-        rows,
-        schema={"column": pl.String, "check_number": pl.Int32, "name": pl.String, "owner": pl.String},
-        orient="row",
-    )
-
-
 def _allowed_message(spec: ColumnSpec) -> str:
     return "not one of " + ", ".join(str(value) for value in spec.allowed)
 
@@ -102,7 +81,11 @@ class ChunkEngine:
         self.seen_rows = SeenRows()
         self.seen_ids = {name: SeenIds() for name in self.unique_columns}
         self.messages = _check_messages(contract, present)
-        self.check_names = _schema_check_names(self.schema)
+
+    @property
+    def failure_order(self) -> list[tuple[str, str]]:
+        """(column, check) in the order a row's reasons are listed (see `_rejected_rows`)."""
+        return list(self.messages.sort("order", "check").select("column", "check").iter_rows())
 
     @property
     def index_bytes(self) -> int:
@@ -161,7 +144,7 @@ class ChunkEngine:
     # -- failures, as a long frame (row, column, check) ----------------------------------
     @staticmethod
     def _empty_failures() -> pl.DataFrame:
-        return pl.DataFrame(schema={"row": pl.UInt32, "column": pl.String, "check": pl.String})
+        return pl.DataFrame(schema=FAILED_ROWS_SCHEMA)
 
     def _unreadable(self, values: pl.DataFrame, typed: pl.DataFrame) -> pl.DataFrame:
         """Values present but not of their column's type (`abc` in an int column)."""
@@ -196,14 +179,7 @@ class ChunkEngine:
         try:
             self.schema.validate(typed, lazy=True)
         except pa.errors.SchemaErrors as errors:
-            cases = errors.failure_cases.filter(pl.col("index").is_not_null())
-            return cases.join(self.check_names, on=["column", "check_number"], how="left").select(
-                row=pl.col("index").cast(pl.UInt32),
-                column=pl.coalesce(pl.col("owner"), pl.col("column")),
-                check=pl.when(pl.col("check") == "not_nullable")
-                .then(pl.lit("required"))
-                .otherwise(pl.col("name").fill_null(pl.col("check"))),
-            ).filter(pl.col("column").is_not_null())
+            return errors.failure_cases  # (row, column, check): see schema.ContractSchema
         return self._empty_failures()
 
     @staticmethod

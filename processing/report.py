@@ -30,6 +30,19 @@ class Report:
             per_column = self.failures.setdefault(column, {})
             per_column[check] = per_column.get(check, 0) + count
 
+    def order_failures(self, order: list[tuple[str, str]]) -> None:
+        """Failures in the contract's order (columns, then checks), whatever chunk saw them
+        first: two runs of one file give the same report."""
+        rank = {key: position for position, key in enumerate(order)}
+        last = len(rank)
+        ordered: dict[str, dict[str, int]] = {}
+        for column, check in sorted(
+            ((column, check) for column, checks in self.failures.items() for check in checks),
+            key=lambda key: (rank.get(key, last), key),
+        ):
+            ordered.setdefault(column, {})[check] = self.failures[column][check]
+        self.failures = ordered
+
     @property
     def accounted(self) -> bool:
         """Every input row is exported, quarantined or a duplicate: nothing lost."""

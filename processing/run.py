@@ -119,6 +119,7 @@ def process_file(
                 if writing is not None:
                     writing.result()
             report.encoding = source.encoding
+            report.order_failures(engine.failure_order)
         if outputs is not None:
             report.outputs = outputs.publish()
     except BaseException:

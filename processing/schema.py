@@ -13,6 +13,10 @@ from collections.abc import Sequence
 import pandera.polars as pa
 import polars as pl
 from pandera.api.polars.container import DataFrameSchema
+from pandera.backends.polars.components import ColumnBackend
+from pandera.backends.polars.container import DataFrameSchemaBackend
+from pandera.constants import CHECK_OUTPUT_KEY
+from pandera.errors import FailureCaseMetadata, SchemaError
 
 from processing.clean import POLARS_TYPES
 from processing.contract import ColumnSpec, Contract, RowCheck
@@ -44,6 +48,64 @@ def _register_backends_without_strategies() -> None:
 
 _register_backends_without_strategies()
 
+FAILED_ROWS_SCHEMA = {"row": pl.UInt32, "column": pl.String, "check": pl.String}
+
+
+class ContractColumn(pa.Column):
+    """A Pandera column of a contract schema: validated as any column, reported by its schema.
+
+    With `lazy=True`, Pandera builds a full failure report for each failing column, then the
+    schema collects the same errors again and builds its own report; the columns' reports are
+    never read. Building them was a quarter of each `validate` (10 ms per 62k-row chunk).
+    """
+
+
+class _ColumnReportedBySchema(ColumnBackend):
+    def failure_cases_metadata(
+        self, schema_name: str, schema_errors: list[SchemaError]
+    ) -> FailureCaseMetadata:
+        return FailureCaseMetadata(failure_cases=None, message={}, error_counts={})
+
+
+class ContractSchema(pa.DataFrameSchema):
+    """A contract's Pandera schema, whose `SchemaErrors.failure_cases` is one row per failing
+    (row, column, check), the check named as the contract names it.
+
+    Pandera's own report also turns every failing value into a string, cast and summarised
+    per error: half of the remaining time of `validate` on a chunk, for values that the
+    quarantine file keeps anyway. A failure of a row check is reported on the column that
+    the contract attaches it to (`check.owner`).
+    """
+
+
+class _FailedRowsBackend(DataFrameSchemaBackend):
+    def failure_cases_metadata(
+        self, schema_name: str, schema_errors: list[SchemaError]
+    ) -> FailureCaseMetadata:
+        frames = [pl.DataFrame(schema=FAILED_ROWS_SCHEMA)]
+        for error in schema_errors:
+            if error.check_output is None:  # not about rows (a type, a check that crashed)
+                raise error
+            check = error.check
+            column = getattr(check, "owner", None) or error.schema.name
+            name = "required" if check == "not_nullable" else getattr(check, "name", str(check))
+            output = error.check_output
+            if isinstance(output, pl.LazyFrame):
+                output = output.collect()
+            frames.append(
+                output.with_row_index("row")
+                .filter(pl.col(CHECK_OUTPUT_KEY).eq(False))
+                .select("row", column=pl.lit(column), check=pl.lit(name))
+            )
+        return FailureCaseMetadata(
+            failure_cases=pl.concat(frames), message={}, error_counts={}
+        )
+
+
+ContractColumn.register_backend(pl.LazyFrame, _ColumnReportedBySchema, force=True)
+for _frame_type in (pl.LazyFrame, pl.DataFrame):
+    ContractSchema.register_backend(_frame_type, _FailedRowsBackend, force=True)
+
 
 def _typed_allowed(spec: ColumnSpec) -> list[object]:
     converters = {"int": int, "decimal": float}
@@ -73,10 +135,10 @@ def _row_check(rule: RowCheck) -> pa.Check:
     return check
 
 
-def build_schema(contract: Contract, present: Sequence[str]) -> pa.DataFrameSchema:
+def build_schema(contract: Contract, present: Sequence[str]) -> ContractSchema:
     """Schema for the contract columns present in a file (optional ones may be absent)."""
     columns = {
-        spec.name: pa.Column(
+        spec.name: ContractColumn(
             POLARS_TYPES[spec.type],
             checks=_column_checks(spec),
             nullable=not spec.required,
@@ -90,7 +152,7 @@ def build_schema(contract: Contract, present: Sequence[str]) -> pa.DataFrameSche
         for rule in contract.row_checks
         if set(_sql_columns(rule)) <= set(present)
     ]
-    return pa.DataFrameSchema(columns, checks=checks, strict=False, name=contract.name)
+    return ContractSchema(columns, checks=checks, strict=False, name=contract.name)
 
 
 def _sql_columns(rule: RowCheck) -> list[str]:
