@@ -158,6 +158,8 @@ class TextSource:
             return data
         except UnicodeDecodeError:
             self.encoding = "windows-1252"
+            if not has_c1_bytes(data):  # Latin-1 decodes by copying: 15 -> 9 ms per 5 MB
+                return data.decode("latin-1").encode("utf-8")
             return data.decode("cp1252", errors="ivi-latin1").encode("utf-8")
 
     # -- records -------------------------------------------------------------------------
@@ -225,22 +227,31 @@ def byte_positions(data: bytes, byte: int) -> np.ndarray:
     per call cost a page fault per 4 KB (eight masks per 5 MB chunk, ~10% of the CPU time).
     """
     arr = np.frombuffer(data, dtype=np.uint8)
-    return np.flatnonzero(_equal_mask(arr, byte))
+    return np.flatnonzero(_scratch_mask(np.equal, arr, byte))
 
 
 def byte_count(data: bytes, byte: int) -> int:
     """How many `byte`s `data` holds (see `byte_positions`)."""
-    return int(np.count_nonzero(_equal_mask(np.frombuffer(data, dtype=np.uint8), byte)))
+    return int(np.count_nonzero(_scratch_mask(np.equal, np.frombuffer(data, dtype=np.uint8), byte)))
 
 
-def _equal_mask(arr: np.ndarray, byte: int) -> np.ndarray:
+def has_c1_bytes(data: bytes) -> bool:
+    """Whether `data` holds a byte from 0x80 to 0x9F: the only bytes that Windows-1252 reads
+    otherwise than Latin-1 (`€`, `“`, `…`, ...)."""
+    arr = np.frombuffer(data, dtype=np.uint8)
+    high = arr[_scratch_mask(np.greater_equal, arr, 0x80)]  # a few % of a text's bytes
+    return bool(np.count_nonzero(high < 0xA0))
+
+
+def _scratch_mask(compare: np.ufunc, arr: np.ndarray, byte: int) -> np.ndarray:
+    """`compare(arr, byte)` in the thread's reused buffer (see `byte_positions`)."""
     buffer: np.ndarray | None = getattr(_scratch, "mask", None)
     if buffer is None or len(buffer) < len(arr):
         buffer = np.empty(len(arr), dtype=bool)
         if len(arr) <= SCRATCH_MAX_BYTES:  # a huge record's mask is not kept
             _scratch.mask = buffer
     mask = buffer[: len(arr)]
-    np.equal(arr, byte, out=mask)
+    compare(arr, byte, out=mask)
     return mask
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from processing import records
 from processing.records import Layout, _parse_with_csv_module, parse_chunk
-from processing.source import byte_count, byte_positions
+from processing.source import TextSource, byte_count, byte_positions, has_c1_bytes
 
 DATA = (
     b'1,2,3\n\n4,5\n"x\ny",7,8\n9,10,11,12\n  \n13,14,15\r\n16,17,18\r19,"a ""q"" b",21\n'
@@ -57,6 +59,23 @@ def test_byte_scans_reuse_their_mask_buffer_without_leaking_an_earlier_chunk() -
     assert byte_count(small, ord("\n")) == 1
     assert byte_count(big, ord("\n")) == 1000
     assert byte_positions(b"", ord(";")).tolist() == []
+
+
+@pytest.mark.parametrize(
+    ("data", "text"),
+    [
+        ("Pão de Açúcar; ÿ à\n".encode("cp1252") * 50, "Pão de Açúcar; ÿ à\n" * 50),  # Latin-1 range only
+        ("€ 5; “x” …\n".encode("cp1252") * 50, "€ 5; “x” …\n" * 50),  # the bytes 0x80-0x9F
+        (b"\x81\xe9\n" * 50, "\x81é\n" * 50),  # a byte cp1252 leaves undefined reads as Latin-1
+    ],
+)
+def test_windows_1252_chunks_decode_as_the_codec_reads_them(tmp_path: Path, data: bytes, text: str) -> None:
+    path = tmp_path / "f.csv"
+    path.write_bytes(b"a\n")
+    with TextSource(path) as source:
+        assert source.decode(data) == text.encode("utf-8")
+        assert source.encoding == "windows-1252"
+    assert has_c1_bytes(data) == any(0x80 <= byte < 0xA0 for byte in data)
 
 
 FAST_PATH_CASES = [
