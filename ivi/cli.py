@@ -8,8 +8,10 @@ module lazily so that `ivi status` does not load polars and `ivi process` does n
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 EXIT_OK = 0
 EXIT_REJECTED = 1
@@ -99,5 +101,28 @@ def _powerbi(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+QUICK_EXIT_COMMANDS = ("process", "validate")
+
+
+def run() -> NoReturn:
+    """The `ivi` executable: `main`, then, after `process` and `validate`, an exit that skips
+    the interpreter's teardown.
+
+    By then every output is closed and renamed into place and the worker threads have ended;
+    what is left is Python unloading polars, numpy and Pandera: ~0.1 s, 3-4% of `ivi process`
+    on the 1M-row bench file (measured: 0.43 s against 0.32 s from start to exit for an empty
+    run). The other commands exit normally: they may have clean-up registered.
+    """
+    code = main()
+    if sys.argv[1:2] and sys.argv[1] in QUICK_EXIT_COMMANDS:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a closed pipe has nothing left to say
+                pass
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

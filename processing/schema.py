@@ -82,24 +82,26 @@ class _FailedRowsBackend(DataFrameSchemaBackend):
     def failure_cases_metadata(
         self, schema_name: str, schema_errors: list[SchemaError]
     ) -> FailureCaseMetadata:
-        frames = [pl.DataFrame(schema=FAILED_ROWS_SCHEMA)]
+        rows: list[pl.Series] = [pl.Series("row", [], dtype=pl.UInt32)]
+        columns: list[str] = []
+        checks: list[str] = []
         for error in schema_errors:
             if error.check_output is None:  # not about rows (a type, a check that crashed)
                 raise error
-            check = error.check
-            column = getattr(check, "owner", None) or error.schema.name
-            name = "required" if check == "not_nullable" else getattr(check, "name", str(check))
             output = error.check_output
             if isinstance(output, pl.LazyFrame):
                 output = output.collect()
-            frames.append(
-                output.with_row_index("row")
-                .filter(pl.col(CHECK_OUTPUT_KEY).eq(False))
-                .select("row", column=pl.lit(column), check=pl.lit(name))
-            )
-        return FailureCaseMetadata(
-            failure_cases=pl.concat(frames), message={}, error_counts={}
+            # a null check output is not a failure (Pandera's own report reads it so)
+            failed = output.get_column(CHECK_OUTPUT_KEY).not_().fill_null(False).arg_true()
+            rows.append(failed.cast(pl.UInt32))
+            check = error.check
+            columns.extend([getattr(check, "owner", None) or error.schema.name] * len(failed))
+            name = "required" if check == "not_nullable" else getattr(check, "name", str(check))
+            checks.extend([name] * len(failed))
+        failed_rows = pl.DataFrame(
+            {"row": pl.concat(rows), "column": columns, "check": checks}, schema=FAILED_ROWS_SCHEMA
         )
+        return FailureCaseMetadata(failure_cases=failed_rows, message={}, error_counts={})
 
 
 ContractColumn.register_backend(pl.LazyFrame, _ColumnReportedBySchema, force=True)

@@ -239,19 +239,21 @@ def has_c1_bytes(data: bytes) -> bool:
     """Whether `data` holds a byte from 0x80 to 0x9F: the only bytes that Windows-1252 reads
     otherwise than Latin-1 (`€`, `“`, `…`, ...)."""
     arr = np.frombuffer(data, dtype=np.uint8)
-    high = arr[_scratch_mask(np.greater_equal, arr, 0x80)]  # a few % of a text's bytes
-    return bool(np.count_nonzero(high < 0xA0))
+    shifted = _scratch_mask(np.subtract, arr, 0x80, out_dtype=np.uint8)  # 0x80-0x9F -> 0-31
+    return bool(np.less(shifted, 0x20, out=shifted.view(bool)).any())
 
 
-def _scratch_mask(compare: np.ufunc, arr: np.ndarray, byte: int) -> np.ndarray:
-    """`compare(arr, byte)` in the thread's reused buffer (see `byte_positions`)."""
+def _scratch_mask(
+    operation: np.ufunc, arr: np.ndarray, byte: int, out_dtype: type = bool
+) -> np.ndarray:
+    """`operation(arr, byte)` in the thread's reused one-byte buffer (see `byte_positions`)."""
     buffer: np.ndarray | None = getattr(_scratch, "mask", None)
     if buffer is None or len(buffer) < len(arr):
         buffer = np.empty(len(arr), dtype=bool)
         if len(arr) <= SCRATCH_MAX_BYTES:  # a huge record's mask is not kept
             _scratch.mask = buffer
-    mask = buffer[: len(arr)]
-    compare(arr, byte, out=mask)
+    mask = buffer[: len(arr)].view(out_dtype)
+    operation(arr, byte, out=mask)
     return mask
 
 
