@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from processing.engine import ChunkResult
 
 
 @dataclass
@@ -25,8 +29,12 @@ class Report:
     outputs: dict[str, str] = field(default_factory=dict)
     duration_s: float = 0.0
 
-    def count_failures(self, counts: dict[tuple[str, str], int]) -> None:
-        for (column, check), count in counts.items():
+    def add_chunk(self, result: ChunkResult) -> None:
+        self.input_rows += result.input_rows
+        self.exported_rows += result.clean.height
+        self.quarantined_rows += result.rejected.height
+        self.duplicate_rows += result.duplicate_rows
+        for (column, check), count in result.failures.items():
             per_column = self.failures.setdefault(column, {})
             per_column[check] = per_column.get(check, 0) + count
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -98,8 +98,7 @@ def process_file(
             ]
             seen_rows = SeenRows()
             chunks = _parsed_chunks(source, layout, present, seen_rows)
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ivi-read") as reader, \
-                    ThreadPoolExecutor(max_workers=1, thread_name_prefix="ivi-write") as writer:
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ivi-read") as reader:
                 # Reading, decoding and parsing the next chunk (numpy and polars, GIL released)
                 # overlap with cleaning and validating this one; one chunk ahead only, so memory
                 # stays bounded. The first is read while the engine loads (below).
@@ -109,26 +108,14 @@ def process_file(
                 from processing.engine import ChunkEngine
 
                 engine = ChunkEngine(contract, present, layout.field_count, seen_rows)
-                # a chunk is written while the next one is cleaned (polars writes release
-                # the GIL); waiting for the previous write keeps order and memory bounded
-                writing: Future[None] | None = None
                 while (item := upcoming.result()) is not None:
                     upcoming = reader.submit(next, chunks, None)
-                    parsed, unterminated, duplicate = item
-                    result = engine.process(parsed, unterminated, duplicate)
-                    del item, parsed
-                    report.input_rows += result.input_rows
-                    report.exported_rows += result.clean.height
-                    report.quarantined_rows += result.rejected.height
-                    report.duplicate_rows += result.duplicate_rows
-                    report.count_failures(result.failures)
+                    result = engine.process(*item)
+                    del item  # the parsed chunk: its memory goes back before the next one
+                    report.add_chunk(result)
                     if outputs is not None:
-                        if writing is not None:
-                            writing.result()
-                        writing = writer.submit(outputs.write_chunk, result.clean, result.rejected)
+                        outputs.write_chunk_in_background(result.clean, result.rejected)
                     del result
-                if writing is not None:
-                    writing.result()
             report.encoding = source.encoding
             report.order_failures(engine.failure_order)
         if outputs is not None:

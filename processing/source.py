@@ -129,7 +129,8 @@ class TextSource:
         parts = [self._buffer]
         size = len(self._buffer)
         while size < wanted and not self._eof:
-            block = self._read_block(max(wanted - size, 1 << 20))
+            # at least 1 MB a read, unless the chunks asked for are smaller (the tests)
+            block = self._read_block(max(wanted - size, min(wanted, 1 << 20)))
             if not block:
                 self._eof = True
                 if self._transcoder is not None:

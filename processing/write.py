@@ -7,6 +7,7 @@ rejected half way (or a crash) leaves no half-written output behind.
 from __future__ import annotations
 
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
@@ -30,11 +31,34 @@ class OutputFiles:
         self._handles: dict[str, BinaryIO] = {}
         self._rows = {"csv": 0, "rejected": 0}
         self._json_rows = 0
+        self._writer: ThreadPoolExecutor | None = None
+        self._writing: Future[None] | None = None
 
     def _handle(self, kind: str) -> BinaryIO:
         if kind not in self._handles:
             self._handles[kind] = self._temp[kind].open("w+b")
         return self._handles[kind]
+
+    def write_chunk_in_background(self, clean: pl.DataFrame, rejected: pl.DataFrame) -> None:
+        """Write a chunk in a thread of its own while the caller cleans the next one (polars'
+        writers release the GIL). The previous chunk's write is waited for first: the order
+        is kept and at most one chunk is being written."""
+        if self._writing is not None:
+            self._writing.result()
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ivi-write")
+        self._writing = self._writer.submit(self.write_chunk, clean, rejected)
+
+    def finish_writing(self) -> None:
+        """Wait for the last background write (its error is raised here) and end the thread."""
+        writing, writer = self._writing, self._writer
+        self._writing = self._writer = None
+        try:
+            if writing is not None:
+                writing.result()
+        finally:
+            if writer is not None:
+                writer.shutdown()
 
     def write_chunk(self, clean: pl.DataFrame, rejected: pl.DataFrame) -> None:
         self.write_clean(clean)
@@ -70,6 +94,7 @@ class OutputFiles:
 
     def publish(self) -> dict[str, str]:
         """Close and rename into place; returns the paths written, by kind."""
+        self.finish_writing()
         if "csv" not in self._handles:  # no row at all: the CSV still has its header
             self.write_clean(pl.DataFrame(schema={name: pl.String for name in self.columns}))
         self._handle("json").write(b"\n" if self._json_rows else b"[]\n")
@@ -86,6 +111,10 @@ class OutputFiles:
         """Remove the partial outputs, whatever closing them says: on a full disk, closing
         flushes what is buffered and fails again, and that must not keep the next handle
         open or a partial file on the disk."""
+        try:
+            self.finish_writing()  # a write still running must not race the closing
+        except Exception:  # noqa: BLE001 - its error is the one being handled, or moot
+            pass
         for handle in self._handles.values():
             try:
                 handle.close()

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from processing.contract import load_contract
 from processing.errors import FileRejected
 from processing.run import process_file
+from processing.write import OutputFiles
 
 HEADER = "id_venda;data_venda;cliente;produto;categoria;quantidade;preco_unitario;valor_total;uf\n"
 
@@ -109,5 +111,24 @@ def test_a_rejected_file_leaves_no_output_behind(tmp_path: Path) -> None:
     text = HEADER + "".join(f"{i};2024-01-05;A;P;C;1;1;1;SP\n" for i in range(50_000)) + "1;\x00\n"
     source = write(tmp_path / "v.csv", text)
     with pytest.raises(FileRejected, match="NUL byte on line 50002"):
-        process_file(source, load_contract("vendas"), tmp_path / "out", chunk_bytes=256)
+        process_file(source, load_contract("vendas"), tmp_path / "out", chunk_bytes=64 * 1024)  # ~24 chunks
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_failed_background_write_fails_the_file_and_leaves_no_output_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    written: list[int] = []
+    real_write_chunk = OutputFiles.write_chunk
+
+    def write_chunk_until_the_disk_is_full(self: OutputFiles, clean: pl.DataFrame, rejected: pl.DataFrame) -> None:
+        if len(written) == 3:
+            raise OSError(28, "No space left on device")
+        written.append(clean.height)
+        real_write_chunk(self, clean, rejected)
+
+    monkeypatch.setattr(OutputFiles, "write_chunk", write_chunk_until_the_disk_is_full)
+    source = write(tmp_path / "v.csv", HEADER + "".join(messy_rows(300)))
+    with pytest.raises(OSError, match="No space left"):
+        process_file(source, load_contract("vendas"), tmp_path / "out", chunk_bytes=1000)
+    assert len(written) == 3 and list((tmp_path / "out").iterdir()) == []
