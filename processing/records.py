@@ -24,8 +24,9 @@ import polars as pl
 
 from processing.source import (
     byte_count,
-    byte_positions,
+    delimiter_mask,
     line_breaks,
+    quote_positions,
     quotes_follow_rfc4180,
     record_ends,
 )
@@ -59,13 +60,14 @@ class ParsedChunk:
 
 def parse_chunk(data: bytes, first_line: int, layout: Layout) -> ParsedChunk:
     """Raw string values of the contract columns of every record in `data`."""
-    if not quotes_follow_rfc4180(data, layout.delimiter):
+    quotes = quote_positions(data)
+    if not quotes_follow_rfc4180(data, layout.delimiter, quotes):
         # line numbers from quote parity would be wrong, even where the record count agrees
         return _parse_with_csv_module(data, first_line, layout)
     breaks = line_breaks(data)
     if b"\r" in data and len(breaks) != byte_count(data, 10):  # a lone `\r` ends a line
         return _parse_with_csv_module(data, first_line, layout)
-    starts, ends = _records(data, breaks)
+    starts, ends = _records(data, breaks, quotes)
     field_names = [f"f{i}" for i in range(layout.field_count)]
     try:
         table = pl.read_csv(
@@ -86,7 +88,7 @@ def parse_chunk(data: bytes, first_line: int, layout: Layout) -> ParsedChunk:
     if table.height != len(starts):  # one row per record, blank ones included
         return _parse_with_csv_module(data, first_line, layout)
     empty = ends <= starts
-    fields = _field_counts(data, starts, ends, layout.delimiter)
+    fields = _field_counts(data, starts, ends, layout.delimiter, quotes)
     keep = ~empty & (fields == layout.field_count)
     lines = first_line + np.searchsorted(breaks, starts)
     ragged = []
@@ -101,13 +103,13 @@ def parse_chunk(data: bytes, first_line: int, layout: Layout) -> ParsedChunk:
     return ParsedChunk(frame=frame, ragged=ragged)
 
 
-def _records(data: bytes, breaks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _records(data: bytes, breaks: np.ndarray, quotes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Start and content end (before its line break) of every record, blank ones included.
 
     The empty record after a final line break is not a record.
     """
     arr = np.frombuffer(data, dtype=np.uint8)
-    record_breaks = record_ends(data, breaks)
+    record_breaks = record_ends(data, breaks, quotes)
     starts = np.concatenate(([0], record_breaks + 1))
     # a record's content stops before its `\r\n`
     crlf = (record_breaks > 0) & (arr[record_breaks] == 10) & (arr[np.maximum(record_breaks - 1, 0)] == 13)
@@ -117,22 +119,25 @@ def _records(data: bytes, breaks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return starts, ends
 
 
-def _field_counts(data: bytes, starts: np.ndarray, ends: np.ndarray, delimiter: str) -> np.ndarray:
+def _field_counts(
+    data: bytes, starts: np.ndarray, ends: np.ndarray, delimiter: str, quotes: np.ndarray
+) -> np.ndarray:
     """Fields of each record: its delimiters outside quotes, plus one.
 
-    Delimiters per record come from binary searches of the record bounds among delimiter
-    positions; those between each opening quote and its closing one are then taken off
-    (quote parity, right only where `quotes_follow_rfc4180`). Measured: 9 ms per 4 MB
-    chunk, against 10-23 ms for the two other ways tried (lookups among the quotes, reduceat).
+    Sums of the chunk's delimiter mask between record starts (a record's span runs to the
+    next start: only its line break lies past its end), less the delimiters between each
+    opening quote and its closing one (quote parity, right only where
+    `quotes_follow_rfc4180`). Measured per 5 MB chunk: 6 ms, against 9.7 ms for binary
+    searches among the delimiter positions, which had to be listed first.
     """
-    delimiters = byte_positions(data, ord(delimiter))
-    counts = np.searchsorted(delimiters, ends) - np.searchsorted(delimiters, starts)
-    if b'"' in data:
-        quotes = byte_positions(data, 34)
-        quotes = quotes[: len(quotes) // 2 * 2]  # an unclosed last quote has no pair
-        at = np.searchsorted(delimiters, quotes)
-        quoted = at[1::2] - at[0::2]
-        record = np.searchsorted(starts, quotes[0::2], side="right") - 1
+    if len(starts) == 0:
+        return np.zeros(0, dtype=np.int32)
+    is_delimiter = delimiter_mask(data, delimiter)
+    counts = np.add.reduceat(is_delimiter, starts, dtype=np.int32)  # int64 sums ran 3x slower
+    paired = quotes[: len(quotes) // 2 * 2]  # an unclosed last quote has no pair
+    if len(paired):
+        quoted = np.add.reduceat(is_delimiter, paired, dtype=np.int32)[0::2]
+        record = np.searchsorted(starts, paired[0::2], side="right") - 1
         counts -= np.bincount(record, weights=quoted, minlength=len(starts)).astype(counts.dtype)
     return counts + 1
 

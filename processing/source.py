@@ -236,6 +236,13 @@ def byte_count(data: bytes, byte: int) -> int:
     return int(np.count_nonzero(_scratch_mask(np.equal, np.frombuffer(data, dtype=np.uint8), byte)))
 
 
+def delimiter_mask(data: bytes, delimiter: str) -> np.ndarray:
+    """1 where `data` holds `delimiter`, else 0 (one byte each, in the thread's reused buffer:
+    valid until the next scan)."""
+    arr = np.frombuffer(data, dtype=np.uint8)
+    return _scratch_mask(np.equal, arr, ord(delimiter)).view(np.uint8)
+
+
 def has_c1_bytes(data: bytes) -> bool:
     """Whether `data` holds a byte from 0x80 to 0x9F: the only bytes that Windows-1252 reads
     otherwise than Latin-1 (`€`, `“`, `…`, ...)."""
@@ -302,7 +309,12 @@ def _lone_returns(data: bytes) -> np.ndarray:
     return returns[~followed_by_newline]
 
 
-def quotes_follow_rfc4180(data: bytes, delimiter: str) -> bool:
+def quote_positions(data: bytes) -> np.ndarray:
+    """Offsets of every `"` in `data`: found once per chunk and handed to the scans below."""
+    return byte_positions(data, 34) if b'"' in data else np.empty(0, dtype=np.intp)
+
+
+def quotes_follow_rfc4180(data: bytes, delimiter: str, quotes: np.ndarray | None = None) -> bool:
     """Whether every quote in `data` (which starts at a record start) opens a field, closes
     one, or is half of an escaped `""`: then quote parity alone tells which line breaks end
     records (`record_ends`).
@@ -314,10 +326,10 @@ def quotes_follow_rfc4180(data: bytes, delimiter: str) -> bool:
     start or another quote, and those it counts as closing must precede one of those or the
     end; anything else (conservatively, also `"a"b`) is a file the csv module must cut.
     """
-    if b'"' not in data:
+    quotes = quote_positions(data) if quotes is None else quotes
+    if len(quotes) == 0:
         return True
     arr = np.frombuffer(data, dtype=np.uint8)
-    quotes = byte_positions(data, 34)
     separator = ord(delimiter)
 
     def bound(byte: np.ndarray) -> np.ndarray:
@@ -331,13 +343,15 @@ def quotes_follow_rfc4180(data: bytes, delimiter: str) -> bool:
     return bool(bound(arr[opening[1:] - 1]).all() and bound(arr[closing + 1]).all())
 
 
-def record_ends(data: bytes, breaks: np.ndarray | None = None) -> np.ndarray:
+def record_ends(
+    data: bytes, breaks: np.ndarray | None = None, quotes: np.ndarray | None = None
+) -> np.ndarray:
     """The line breaks that end a record: those with an even number of quotes before them
     (right only where `quotes_follow_rfc4180`)."""
     breaks = line_breaks(data) if breaks is None else breaks
-    if b'"' not in data:
+    quotes = quote_positions(data) if quotes is None else quotes
+    if len(quotes) == 0:
         return breaks
-    quotes = byte_positions(data, 34)
     return breaks[(np.searchsorted(quotes, breaks) & 1) == 0]
 
 
