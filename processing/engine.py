@@ -100,8 +100,7 @@ class ChunkEngine:
     def mark_duplicates(self, parsed: ParsedChunk) -> np.ndarray:
         """Mask of the chunk's rows identical to an earlier row of the file (chunks in file
         order). `process_file` marks them itself, in its read-ahead thread."""
-        raw = parsed.frame
-        return self.seen_rows.duplicates(raw, self.present) if raw.height else np.zeros(0, bool)
+        return self.seen_rows.duplicates(parsed.frame, self.present)
 
     def process(
         self,

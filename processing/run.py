@@ -146,9 +146,7 @@ def _parsed_chunks(
             data, unterminated = _split_unterminated(data, chunk.unterminated_at, chunk.first_line)
         parsed = parse_chunk(data, chunk.first_line, layout)
         del chunk, data  # only the parsed frame lives on while the engine works on it
-        frame = parsed.frame
-        duplicate = seen_rows.duplicates(frame, present) if frame.height else np.zeros(0, bool)
-        yield parsed, unterminated, duplicate
+        yield parsed, unterminated, seen_rows.duplicates(parsed.frame, present)
 
 
 def _split_unterminated(data: bytes, start: int, first_line: int) -> tuple[bytes, list[RaggedRow]]:

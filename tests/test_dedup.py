@@ -56,6 +56,7 @@ def test_an_id_reused_later_is_flagged_the_first_use_is_not() -> None:
 
 def test_repeats_within_a_chunk_are_later_occurrences_whatever_their_sorted_place() -> None:
     seen = SeenRows()
+    assert seen.duplicates(pl.DataFrame(schema={"a": pl.String}), ["a"]).tolist() == []
     rows = pl.DataFrame({"a": ["c", "a", "b", "a", "c", "c", "d"]})
     assert seen.duplicates(rows, ["a"]).tolist() == [False, False, False, True, True, True, False]
     assert seen.duplicates(rows.reverse(), ["a"]).tolist() == [True] * 7
