@@ -38,6 +38,7 @@ def _prewarm() -> None:
 
     import flows.backfill  # noqa: F401
     import flows.process_object  # noqa: F401
+    import processing.engine  # noqa: F401  # Pandera: process_file imports it only when needed
 
 
 def _receive_request(connection: socket.socket) -> tuple[dict[str, object], list[int]]:
