@@ -170,7 +170,7 @@ class SeenIds:
         reused = later | self._ids.contains(values)
         self._ids.add(values[~reused])
         mask = np.zeros(len(ids), dtype=bool)
-        mask[present[order]] = reused
+        mask[present] = _in_original_order(reused, order)
         return mask
 
     @property

@@ -17,7 +17,7 @@ import polars as pl
 
 from processing.clean import TYPE_MESSAGES, column_cleaning, run_steps
 from processing.contract import ColumnSpec, Contract
-from processing.dedup import SeenIds, SeenRows
+from processing.dedup import SeenIds
 from processing.records import LINE, ParsedChunk, RaggedRow
 from processing.schema import FAILED_ROWS_SCHEMA, build_schema
 
@@ -68,14 +68,17 @@ def _allowed_message(spec: ColumnSpec) -> str:
 
 
 class ChunkEngine:
-    """Holds what must outlive a chunk: the schema, and the whole-file row and id memory."""
+    """Holds what must outlive a chunk: the schema, and the whole-file id memory.
+
+    Duplicate rows are marked before a chunk comes here (`dedup.SeenRows`, which
+    `process_file` runs in its read-ahead thread).
+    """
 
     def __init__(
         self,
         contract: Contract,
         present: list[str],
         field_count: int,
-        seen_rows: SeenRows | None = None,  # when the caller marks duplicates itself
     ) -> None:
         self.contract = contract
         self.present = present  # contract columns in the file, in contract order
@@ -84,7 +87,6 @@ class ChunkEngine:
         specs = [contract.column(name) for name in present]
         self.cleaning = {spec.name: column_cleaning(spec) for spec in specs}
         self.unique_columns = [spec.name for spec in specs if spec.unique]
-        self.seen_rows = SeenRows() if seen_rows is None else seen_rows
         self.seen_ids = {name: SeenIds() for name in self.unique_columns}
         self.messages = _check_messages(contract, present)
 
@@ -93,26 +95,15 @@ class ChunkEngine:
         """(column, check) in the order a row's reasons are listed (see `_rejected_rows`)."""
         return list(self.messages.sort("order", "check").select("column", "check").iter_rows())
 
-    @property
-    def index_bytes(self) -> int:
-        return self.seen_rows.nbytes + sum(ids.nbytes for ids in self.seen_ids.values())
-
-    def mark_duplicates(self, parsed: ParsedChunk) -> np.ndarray:
-        """Mask of the chunk's rows identical to an earlier row of the file (chunks in file
-        order). `process_file` marks them itself, in its read-ahead thread."""
-        return self.seen_rows.duplicates(parsed.frame, self.present)
-
     def process(
         self,
         parsed: ParsedChunk,
-        extra_rejected: list[RaggedRow] = (),  # type: ignore[assignment]
-        duplicate: np.ndarray | None = None,
+        extra_rejected: list[RaggedRow],
+        duplicate: np.ndarray,
     ) -> ChunkResult:
-        """Clean, validate and split a chunk; `duplicate` is `mark_duplicates`' answer for it
-        (computed here when not given)."""
+        """Clean, validate and split a chunk; `duplicate` marks its rows identical to an
+        earlier row of the file (`SeenRows.duplicates`)."""
         raw = parsed.frame
-        if duplicate is None:
-            duplicate = self.mark_duplicates(parsed)
         candidates = raw.filter(pl.Series(~duplicate)) if duplicate.any() else raw
         cleanings = [self.cleaning[name] for name in self.present]
         values = run_steps(candidates.select(self.present), [c.text_steps for c in cleanings])

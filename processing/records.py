@@ -23,9 +23,9 @@ import numpy as np
 import polars as pl
 
 from processing.source import (
-    byte_count,
+    byte_positions,
     delimiter_mask,
-    line_breaks,
+    lone_returns,
     quote_positions,
     quotes_follow_rfc4180,
     record_ends,
@@ -64,9 +64,9 @@ def parse_chunk(data: bytes, first_line: int, layout: Layout) -> ParsedChunk:
     if not quotes_follow_rfc4180(data, layout.delimiter, quotes):
         # line numbers from quote parity would be wrong, even where the record count agrees
         return _parse_with_csv_module(data, first_line, layout)
-    breaks = line_breaks(data)
-    if b"\r" in data and len(breaks) != byte_count(data, 10):  # a lone `\r` ends a line
+    if len(lone_returns(data)):  # an old-Mac `\r` ends a line; polars does not split on it
         return _parse_with_csv_module(data, first_line, layout)
+    breaks = byte_positions(data, 10)  # with no lone `\r`, the `\n`s are all the line breaks
     starts, ends = _records(data, breaks, quotes)
     field_names = [f"f{i}" for i in range(layout.field_count)]
     try:

@@ -107,7 +107,7 @@ def process_file(
                 # with reading the first chunk (a process that imported it already pays nothing)
                 from processing.engine import ChunkEngine
 
-                engine = ChunkEngine(contract, present, layout.field_count, seen_rows)
+                engine = ChunkEngine(contract, present, layout.field_count)
                 while (item := upcoming.result()) is not None:
                     upcoming = reader.submit(next, chunks, None)
                     result = engine.process(*item)

@@ -273,7 +273,7 @@ def count_breaks(data: bytes) -> int:
     newlines = byte_count(data, 10)
     if b"\r" not in data:
         return newlines
-    return newlines + len(_lone_returns(data))
+    return newlines + len(lone_returns(data))
 
 
 def _skip_one_newline(data: bytes) -> bytes:
@@ -292,13 +292,13 @@ def line_breaks(data: bytes) -> np.ndarray:
     newlines = byte_positions(data, 10)
     if b"\r" not in data:
         return newlines
-    lone = _lone_returns(data)
+    lone = lone_returns(data)
     if len(lone) == 0:  # `\r\n` files: their `\n`s are all the breaks
         return newlines
     return np.sort(np.concatenate((newlines, lone)), kind="stable")  # merges two sorted runs
 
 
-def _lone_returns(data: bytes) -> np.ndarray:
+def lone_returns(data: bytes) -> np.ndarray:
     """Offsets of the `\\r`s not followed by `\\n` (old Mac line breaks)."""
     if b"\r" not in data:
         return np.empty(0, dtype=np.intp)
