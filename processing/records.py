@@ -127,19 +127,34 @@ def _field_counts(
     Sums of the chunk's delimiter mask between record starts (a record's span runs to the
     next start: only its line break lies past its end), less the delimiters between each
     opening quote and its closing one (quote parity, right only where
-    `quotes_follow_rfc4180`). Measured per 5 MB chunk: 6 ms, against 9.7 ms for binary
+    `quotes_follow_rfc4180`). Measured per 5 MB chunk: 5 ms, against 9.7 ms for binary
     searches among the delimiter positions, which had to be listed first.
     """
     if len(starts) == 0:
         return np.zeros(0, dtype=np.int32)
     is_delimiter = delimiter_mask(data, delimiter)
-    counts = np.add.reduceat(is_delimiter, starts, dtype=np.int32)  # int64 sums ran 3x slower
+    record_spans = np.diff(starts, append=len(data))
+    counts = _sums_between(is_delimiter, starts, record_spans).astype(np.int32)
     paired = quotes[: len(quotes) // 2 * 2]  # an unclosed last quote has no pair
     if len(paired):
-        quoted = np.add.reduceat(is_delimiter, paired, dtype=np.int32)[0::2]
-        record = np.searchsorted(starts, paired[0::2], side="right") - 1
+        opening, closing = paired[0::2], paired[1::2]
+        # the sums from a closing quote to the next opening one are computed and dropped
+        quoted = _sums_between(is_delimiter, paired, closing - opening)[0::2]
+        record = np.searchsorted(starts, opening, side="right") - 1
         counts -= np.bincount(record, weights=quoted, minlength=len(starts)).astype(counts.dtype)
     return counts + 1
+
+
+def _sums_between(mask: np.ndarray, offsets: np.ndarray, kept_spans: np.ndarray) -> np.ndarray:
+    """`mask` summed from each offset to the next, in one byte per sum when every kept span
+    is under 256 bytes (the usual record), else in int32.
+
+    Why: summing bytes into a wider type makes numpy cast the whole chunk to it first.
+    Measured per 5 MB chunk: 1.1 ms in uint8, 4 ms in int32 (and 7 ms in numpy's default
+    int64). Sums outside the kept spans may wrap around; their caller drops them.
+    """
+    narrow = len(kept_spans) == 0 or int(kept_spans.max()) < 256
+    return np.add.reduceat(mask, offsets, dtype=np.uint8 if narrow else np.int32)
 
 
 def _parse_with_csv_module(data: bytes, first_line: int, layout: Layout) -> ParsedChunk:

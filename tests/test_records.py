@@ -82,6 +82,10 @@ FAST_PATH_CASES = [
     b'1,2,3\n\n4,5\n"x\ny",7,8\n9,10,11,12\n  \n13,14,15\r\n16,17,18\r\n19,"a ""q"" b",21\n',
     b'1,"2,2",3\n4,5,"6\r\n6"\n,,\n7,8,9',  # delimiters inside quotes, empty fields, no final break
     b"\n\n1,2,3\n1,2\n1,2,3,4,5\n",
+    # records of 256 bytes and more, and quoted fields holding 300 delimiters: field counts
+    # summed wider than one byte (a one-byte sum would wrap at 256)
+    b"1,2,3\n" + b"," * 299 + b"\n" + b"1," * 300 + b"3\n4,5,6\n",
+    b'1,"' + b"," * 300 + b'",3\n4,"' + b"x" * 400 + b'",6\n7,8,9\n' + b"," * 256 + b"\n",
 ]
 
 
