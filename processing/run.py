@@ -103,13 +103,16 @@ def process_file(
                 # overlap with cleaning and validating this one; one chunk ahead only, so memory
                 # stays bounded. The first is read while the engine loads (below).
                 upcoming = reader.submit(next, chunks, None)
+                # the second chunk too while the engine loads (below): the other core is
+                # idle then, and the whole-file index is still empty, so memory peaks later
+                second = reader.submit(next, chunks, None)
                 # Pandera's import is ~0.2 s, a third of a cold start: done here, it overlaps
-                # with reading the first chunk (a process that imported it already pays nothing)
+                # with reading the first chunks (a process that imported it already pays nothing)
                 from processing.engine import ChunkEngine
 
                 engine = ChunkEngine(contract, present, layout.field_count)
                 while (item := upcoming.result()) is not None:
-                    upcoming = reader.submit(next, chunks, None)
+                    upcoming, second = second or reader.submit(next, chunks, None), None
                     result = engine.process(*item)
                     del item  # the parsed chunk: its memory goes back before the next one
                     report.add_chunk(result)
