@@ -67,6 +67,8 @@ def test_byte_scans_reuse_their_mask_buffer_without_leaking_an_earlier_chunk() -
         ("Pão de Açúcar; ÿ à\n".encode("cp1252") * 50, "Pão de Açúcar; ÿ à\n" * 50),  # Latin-1 range only
         ("€ 5; “x” …\n".encode("cp1252") * 50, "€ 5; “x” …\n" * 50),  # the bytes 0x80-0x9F
         (b"\x81\xe9\n" * 50, "\x81é\n" * 50),  # a byte cp1252 leaves undefined reads as Latin-1
+        # `Ã©` is `é` in UTF-8 bytes: the first accented letter alone does not decide
+        ("Ã©;x\nMüller\n".encode("cp1252"), "Ã©;x\nMüller\n"),
     ],
 )
 def test_windows_1252_chunks_decode_as_the_codec_reads_them(tmp_path: Path, data: bytes, text: str) -> None:
@@ -74,6 +76,7 @@ def test_windows_1252_chunks_decode_as_the_codec_reads_them(tmp_path: Path, data
     path.write_bytes(b"a\n")
     with TextSource(path) as source:
         assert source.decode(data) == text.encode("utf-8")
+        assert source.decode(memoryview(bytearray(data))) == text.encode("utf-8")
         assert source.encoding == "windows-1252"
     assert has_c1_bytes(data) == any(0x80 <= byte < 0xA0 for byte in data)
 
@@ -87,6 +90,17 @@ FAST_PATH_CASES = [
     b"1,2,3\n" + b"," * 299 + b"\n" + b"1," * 300 + b"3\n4,5,6\n",
     b'1,"' + b"," * 300 + b'",3\n4,"' + b"x" * 400 + b'",6\n7,8,9\n' + b"," * 256 + b"\n",
 ]
+
+
+@pytest.mark.parametrize(
+    "text", ["", "plain ASCII\n", "Müller; Pão\n", "x" * 5000 + "€\n", "日本;🙂\n"]
+)
+def test_utf8_chunks_are_kept_as_they_are(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "f.csv"
+    path.write_bytes(b"a\n")
+    with TextSource(path) as source:
+        assert source.decode(memoryview(bytearray(text.encode("utf-8")))) == text.encode("utf-8")
+        assert source.encoding == "utf-8"
 
 
 @pytest.mark.parametrize("data", FAST_PATH_CASES)
