@@ -56,3 +56,23 @@ def test_every_failing_check_of_every_row_is_reported_on_its_column() -> None:
         (2, "preco_unitario", "min"),
         (2, "valor_total", "valor_total_matches"),
     ]
+
+
+def test_missing_values_are_reported_as_pandera_reads_them_nan_included() -> None:
+    """A required decimal that is NaN is missing to Pandera, as null is (`check_nullable`,
+    which the schema's columns compute their own way)."""
+    vendas = load_contract("vendas")
+    frame = typed_vendas(
+        valor_total=[3.0, float("nan"), None], id_venda=[1, None, 3], produto=[None, None, "x"]
+    )
+    with pytest.raises(pa.errors.SchemaErrors) as caught:
+        build_schema(vendas, vendas.column_names).validate(frame, lazy=True)
+    assert sorted(
+        row for row in caught.value.failure_cases.iter_rows() if row[2] == "required"
+    ) == [
+        (0, "produto", "required"),
+        (1, "id_venda", "required"),
+        (1, "produto", "required"),
+        (1, "valor_total", "required"),
+        (2, "valor_total", "required"),
+    ]
