@@ -23,9 +23,8 @@ import numpy as np
 import polars as pl
 
 from processing.source import (
-    byte_positions,
+    LineBreaks,
     delimiter_mask,
-    lone_returns,
     quote_positions,
     quotes_follow_rfc4180,
     record_ends,
@@ -58,15 +57,19 @@ class ParsedChunk:
     ragged: list[RaggedRow]
 
 
-def parse_chunk(data: bytes, first_line: int, layout: Layout) -> ParsedChunk:
-    """Raw string values of the contract columns of every record in `data`."""
+def parse_chunk(
+    data: bytes, first_line: int, layout: Layout, line_breaks: LineBreaks | None = None
+) -> ParsedChunk:
+    """Raw string values of the contract columns of every record in `data`, whose line
+    breaks the reader may have found already (`TextSource.chunks`)."""
     quotes = quote_positions(data)
     if not quotes_follow_rfc4180(data, layout.delimiter, quotes):
         # line numbers from quote parity would be wrong, even where the record count agrees
         return _parse_with_csv_module(data, first_line, layout)
-    if len(lone_returns(data)):  # an old-Mac `\r` ends a line; polars does not split on it
+    line_breaks = line_breaks or LineBreaks.of(data)
+    if len(line_breaks.lone_returns):  # an old-Mac `\r` ends a line; polars does not split on it
         return _parse_with_csv_module(data, first_line, layout)
-    breaks = byte_positions(data, 10)  # with no lone `\r`, the `\n`s are all the line breaks
+    breaks = line_breaks.newlines  # with no lone `\r`, the `\n`s are all the line breaks
     starts, ends = _records(data, breaks, quotes)
     field_names = [f"f{i}" for i in range(layout.field_count)]
     try:

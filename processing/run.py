@@ -144,10 +144,11 @@ def _parsed_chunks(
     carry about the same work (measured: 5% less wall time on the 1M-row bench file).
     """
     for chunk in source.chunks():
-        data, unterminated = chunk.data, []
+        data, breaks, unterminated = chunk.data, chunk.breaks, []
         if chunk.unterminated_at is not None:
             data, unterminated = _split_unterminated(data, chunk.unterminated_at, chunk.first_line)
-        parsed = parse_chunk(data, chunk.first_line, layout)
+            breaks = None  # the chunk's, not the shorter data's
+        parsed = parse_chunk(data, chunk.first_line, layout, breaks)
         del chunk, data  # only the parsed frame lives on while the engine works on it
         yield parsed, unterminated, seen_rows.duplicates(parsed.frame, present)
 

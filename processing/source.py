@@ -49,12 +49,29 @@ class Header:
     lines: int  # physical lines the header spans
 
 
+@dataclass(frozen=True)
+class LineBreaks:
+    """Where a chunk's lines end: found once, for its line count and for the parser."""
+
+    newlines: np.ndarray  # offsets of every `\n`
+    lone_returns: np.ndarray  # offsets of every `\r` not followed by `\n` (old Mac)
+
+    @classmethod
+    def of(cls, data: bytes) -> LineBreaks:
+        return cls(newlines=byte_positions(data, 10), lone_returns=lone_returns(data))
+
+    @property
+    def count(self) -> int:
+        return len(self.newlines) + len(self.lone_returns)
+
+
 @dataclass
 class Chunk:
     """UTF-8 bytes holding whole records; `first_line` is the line its first byte is on."""
 
     data: bytes
     first_line: int
+    breaks: LineBreaks
     unterminated_at: int | None = None  # offset of a last record whose quote never closes
 
 
@@ -236,11 +253,14 @@ class TextSource:
                 self._fill(len(self._buffer) * 2)
                 continue
             with memoryview(self._buffer) as view:
-                chunk = Chunk(data=self.decode(view[:cut]), first_line=self._next_line)
+                data = self.decode(view[:cut])
             self._buffer = b"" if cut is None else self._buffer[cut:]
+            # line breaks are ASCII: the decoded chunk has as many as the file's bytes
+            chunk = Chunk(data=data, first_line=self._next_line, breaks=LineBreaks.of(data))
+            del data
             if cut is None and _quote_count_is_odd(chunk.data):
                 chunk.unterminated_at = _unterminated_record_start(chunk.data, delimiter)
-            self._next_line += count_breaks(chunk.data)  # line breaks are ASCII: as many decoded
+            self._next_line += chunk.breaks.count
             yield chunk
             del chunk
 
