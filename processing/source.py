@@ -86,6 +86,7 @@ class TextSource:
     header: Header | None = None
     _stream: BinaryIO | None = field(default=None, repr=False)
     _buffer: bytes | bytearray = field(default=b"", repr=False)
+    _spare: bytearray | None = field(default=None, repr=False)  # a chunk's buffer, for the next
     _eof: bool = field(default=False, repr=False)
     _next_line: int = field(default=1, repr=False)
     _transcoder: codecs.IncrementalDecoder | None = field(default=None, repr=False)
@@ -148,9 +149,9 @@ class TextSource:
     def _fill(self, wanted: int) -> None:
         """Grow the buffer to at least `wanted` bytes unless the file ends first.
 
-        The file is read straight into the new buffer, after the bytes carried over: no
-        separate block to join (each fresh copy of a 5 MB chunk costs 1,280 page faults,
-        memory.py says why).
+        The file is read straight into the buffer, after the bytes carried over: no separate
+        block to join, and the buffer's memory is the previous chunk's (each fresh 5 MB block
+        costs 1,280 page faults, memory.py says why).
         """
         size = len(self._buffer)
         if size >= wanted or self._eof:
@@ -159,16 +160,19 @@ class TextSource:
             self._fill_transcoded(wanted)
             return
         # at least 1 MB a read, unless the chunks asked for are smaller (the tests)
-        buffer = bytearray(max(wanted, size + min(wanted, 1 << 20)))
+        target = max(wanted, size + min(wanted, 1 << 20))
+        buffer, self._spare = self._spare or bytearray(), None
+        if len(buffer) < target:  # grows within its allocation once it had a chunk's size
+            buffer.extend(bytes(target - len(buffer)))
         buffer[:size] = self._buffer
         with memoryview(buffer) as view:
             while size < wanted:
-                read = self._read_into(view[size:])
+                read = self._read_into(view[size:target])
                 if not read:
                     self._eof = True
                     break
                 size += read
-        del buffer[size:]
+        del buffer[size:]  # keeps its allocation: the chunks are all about this size
         self._buffer = buffer
 
     def _fill_transcoded(self, wanted: int) -> None:
@@ -254,7 +258,9 @@ class TextSource:
                 continue
             with memoryview(self._buffer) as view:
                 data = self.decode(view[:cut])
-            self._buffer = b"" if cut is None else self._buffer[cut:]
+            read, self._buffer = self._buffer, b"" if cut is None else self._buffer[cut:]
+            if isinstance(read, bytearray):
+                self._spare = read  # the next chunk is read into the same memory
             # line breaks are ASCII: the decoded chunk has as many as the file's bytes
             chunk = Chunk(data=data, first_line=self._next_line, breaks=LineBreaks.of(data))
             del data
@@ -339,7 +345,7 @@ def _scratch_mask(
     buffer: np.ndarray | None = getattr(_scratch, "mask", None)
     if buffer is None or len(buffer) < len(arr):
         # with room to spare: chunks differ in size, and a bigger one must not fault again
-        buffer = np.empty(len(arr) + len(arr) // 4, dtype=bool)
+        buffer = np.empty(len(arr) + len(arr) // 32, dtype=bool)
         if len(arr) <= SCRATCH_MAX_BYTES:  # a huge record's mask is not kept
             _scratch.mask = buffer
     mask = buffer[: len(arr)].view(out_dtype)
