@@ -56,6 +56,21 @@ def test_small_chunks_give_exactly_the_same_outputs_as_one_chunk(tmp_path: Path,
     assert whole.failures == chunked.failures
 
 
+def test_a_record_longer_than_a_chunk_between_short_ones_is_read_whole(tmp_path: Path) -> None:
+    """The read buffer grows for the long record, then serves the short chunks after it."""
+    long_name = "Ana " + "x" * 5000 + ";\nstill Ana"
+    rows = [f"{i};2024-01-05;Cliente {i};Caneta;Papelaria;1;1;1;SP\n" for i in range(60)]
+    rows.insert(30, f'999;2024-01-05;"{long_name}";Caneta;Papelaria;1;1;1;SP\n')
+    source = write(tmp_path / "vendas.csv", HEADER + "".join(rows), encoding="cp1252")
+    vendas = load_contract("vendas")
+    whole = process_file(source, vendas, tmp_path / "whole")
+    chunked = process_file(source, vendas, tmp_path / "chunked", chunk_bytes=700)
+    assert (chunked.exported_rows, chunked.quarantined_rows) == (61, 0)
+    assert outputs(tmp_path / "whole").keys() == outputs(tmp_path / "chunked").keys()
+    assert outputs(tmp_path / "whole")["vendas.csv"] == outputs(tmp_path / "chunked")["vendas.csv"]
+    assert long_name in (tmp_path / "chunked" / "vendas.csv").read_text("utf-8")
+
+
 def test_the_report_lists_failures_in_the_contracts_order_whatever_the_chunks(tmp_path: Path) -> None:
     # the first chunk of 64 bytes holds only a good row: kinds of failure arrive out of order
     source = write(tmp_path / "vendas.csv", HEADER + "".join(messy_rows(60)))
