@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import pandera.polars as pa
 import polars as pl
 from pandera.api.polars.container import DataFrameSchema
 from pandera.backends.base import CoreCheckResult
-from pandera.backends.polars.base import is_float_dtype
+from pandera.backends.polars.base import PolarsSchemaBackend, is_float_dtype
 from pandera.backends.polars.components import ColumnBackend
 from pandera.backends.polars.container import DataFrameSchemaBackend
 from pandera.constants import CHECK_OUTPUT_KEY
@@ -64,7 +65,29 @@ class ContractColumn(pa.Column):
     """
 
 
-class _ColumnReportedBySchema(ColumnBackend):
+class _FailingRowsOnly(PolarsSchemaBackend):
+    """Pandera's `run_check`, without listing the failing values of a failing check (a join
+    of the chunk with the check's output per check): the schema's report below is made from
+    the check output alone."""
+
+    def run_check(
+        self, check_obj: pl.LazyFrame, schema: Any, check: pa.Check, check_index: int, *args: Any
+    ) -> CoreCheckResult:
+        if check.raise_warning:  # a warning quotes the failing values
+            return super().run_check(check_obj, schema, check, check_index, *args)
+        result = check(check_obj, *args)
+        passed = bool(result.check_passed.collect().item())
+        return CoreCheckResult(
+            passed=passed,
+            check=check,
+            check_index=check_index,
+            check_output=result.check_output.collect(),
+            reason_code=SchemaErrorReason.DATAFRAME_CHECK,
+            message=None if passed else f"{schema.name} failed check {check_index}: {check}",
+        )
+
+
+class _ColumnReportedBySchema(_FailingRowsOnly, ColumnBackend):
     def failure_cases_metadata(
         self, schema_name: str, schema_errors: list[SchemaError]
     ) -> FailureCaseMetadata:
@@ -105,7 +128,7 @@ class ContractSchema(pa.DataFrameSchema):
     """
 
 
-class _FailedRowsBackend(DataFrameSchemaBackend):
+class _FailedRowsBackend(_FailingRowsOnly, DataFrameSchemaBackend):
     def failure_cases_metadata(
         self, schema_name: str, schema_errors: list[SchemaError]
     ) -> FailureCaseMetadata:
