@@ -91,7 +91,7 @@ def parse_chunk(
     if table.height != len(starts):  # one row per record, blank ones included
         return _parse_with_csv_module(data, first_line, layout)
     empty = ends <= starts
-    fields = _field_counts(data, starts, ends, layout.delimiter, quotes)
+    fields = _field_counts(data, starts, layout.delimiter, quotes)
     keep = ~empty & (fields == layout.field_count)
     lines = first_line + np.searchsorted(breaks, starts)
     ragged = []
@@ -123,7 +123,7 @@ def _records(data: bytes, breaks: np.ndarray, quotes: np.ndarray) -> tuple[np.nd
 
 
 def _field_counts(
-    data: bytes, starts: np.ndarray, ends: np.ndarray, delimiter: str, quotes: np.ndarray
+    data: bytes, starts: np.ndarray, delimiter: str, quotes: np.ndarray
 ) -> np.ndarray:
     """Fields of each record: its delimiters outside quotes, plus one.
 

@@ -8,7 +8,7 @@ memory (12 + 8 bytes per row).
 from __future__ import annotations
 
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -100,19 +100,19 @@ def process_file(
             chunks = _parsed_chunks(source, layout, present, seen_rows)
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ivi-read") as reader:
                 # Reading, decoding and parsing the next chunk (numpy and polars, GIL released)
-                # overlap with cleaning and validating this one; one chunk ahead only, so memory
-                # stays bounded. The first is read while the engine loads (below).
-                upcoming = reader.submit(next, chunks, None)
-                # the second chunk too while the engine loads (below): the other core is
-                # idle then, and the whole-file index is still empty, so memory peaks later
-                second = reader.submit(next, chunks, None)
+                # overlap with cleaning and validating this one; once the engine runs, one chunk
+                # ahead only, so memory stays bounded.
+                # Two chunks while the engine loads (below): the other core is idle then,
+                # and the whole-file index is still empty, so memory peaks later.
+                ahead = deque(reader.submit(next, chunks, None) for _ in range(2))
                 # Pandera's import is ~0.2 s, a third of a cold start: done here, it overlaps
                 # with reading the first chunks (a process that imported it already pays nothing)
                 from processing.engine import ChunkEngine
 
                 engine = ChunkEngine(contract, present, layout.field_count)
-                while (item := upcoming.result()) is not None:
-                    upcoming, second = second or reader.submit(next, chunks, None), None
+                while (item := ahead.popleft().result()) is not None:
+                    if not ahead:
+                        ahead.append(reader.submit(next, chunks, None))
                     result = engine.process(*item)
                     del item  # the parsed chunk: its memory goes back before the next one
                     report.add_chunk(result)

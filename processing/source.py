@@ -64,6 +64,13 @@ class LineBreaks:
     def count(self) -> int:
         return len(self.newlines) + len(self.lone_returns)
 
+    def all(self) -> np.ndarray:
+        """Every break's offset, in order."""
+        if len(self.lone_returns) == 0:  # `\r\n` files: their `\n`s are all the breaks
+            return self.newlines
+        # merges two sorted runs
+        return np.sort(np.concatenate((self.newlines, self.lone_returns)), kind="stable")
+
 
 @dataclass
 class Chunk:
@@ -377,13 +384,7 @@ def line_breaks(data: bytes) -> np.ndarray:
 
     One byte mask at a time: the chunk is megabytes long and each mask costs its size again.
     """
-    newlines = byte_positions(data, 10)
-    if b"\r" not in data:
-        return newlines
-    lone = lone_returns(data)
-    if len(lone) == 0:  # `\r\n` files: their `\n`s are all the breaks
-        return newlines
-    return np.sort(np.concatenate((newlines, lone)), kind="stable")  # merges two sorted runs
+    return LineBreaks.of(data).all()
 
 
 def lone_returns(data: bytes) -> np.ndarray:
