@@ -237,6 +237,8 @@ class TextSource:
             end = _first_record_end(self._buffer)
         if end is None and not self._eof:
             raise FileRejected("no header: the first line is longer than 64 MB")
+        if end is not None and end + 1 == len(self._buffer) and self._buffer[end] == 13:
+            self._fill(end + 2)  # a `\r` last in the buffer: its `\n` may be in the next read
         record = self._buffer if end is None else self._buffer[:end]
         self._buffer = b"" if end is None else self._buffer[end:]
         self._buffer = _skip_one_newline(self._buffer)

@@ -11,6 +11,7 @@ import pytest
 from processing.contract import load_contract
 from processing.errors import FileRejected
 from processing.run import process_file
+from processing.source import TextSource
 from processing.write import OutputFiles
 
 HEADER = "id_venda;data_venda;cliente;produto;categoria;quantidade;preco_unitario;valor_total;uf\n"
@@ -69,6 +70,22 @@ def test_a_record_longer_than_a_chunk_between_short_ones_is_read_whole(tmp_path:
     assert outputs(tmp_path / "whole").keys() == outputs(tmp_path / "chunked").keys()
     assert outputs(tmp_path / "whole")["vendas.csv"] == outputs(tmp_path / "chunked")["vendas.csv"]
     assert long_name in (tmp_path / "chunked" / "vendas.csv").read_text("utf-8")
+
+
+def test_a_header_whose_crlf_is_cut_by_a_read_keeps_the_line_numbers(tmp_path: Path) -> None:
+    """A `\r\n` after the header split between two reads is one line break, not a line
+    break and a blank line (found by the property test). Every header length up to 300
+    bytes puts the split, somewhere, at the reads of 64-byte chunks."""
+    rows = "1;2024-01-05;Ana;Caneta;Papelaria;1;1;1;SP;\r\n2;2024-01-05;Bia;Caneta;Papelaria;1;1;1;XX;\r\n"
+    for header_bytes in range(len(HEADER) + 4, 300):
+        header = HEADER.rstrip("\n") + ";obs"
+        source = write(tmp_path / "vendas.csv", header.ljust(header_bytes, "x") + "\r\n" + rows)
+        with TextSource(source, chunk_bytes=64) as text:
+            first = next(text.chunks())
+        assert (first.first_line, first.data[:2]) == (2, b"1;"), header_bytes
+    report = process_file(source, load_contract("vendas"), tmp_path / "out", chunk_bytes=64)
+    rejected = pl.read_csv(tmp_path / "out" / "vendas.rejected.csv", infer_schema=False)
+    assert (report.exported_rows, rejected["_line"].to_list()) == (1, ["3"])
 
 
 def test_the_report_lists_failures_in_the_contracts_order_whatever_the_chunks(tmp_path: Path) -> None:
