@@ -163,15 +163,20 @@ class SeenIds:
 
     def reused(self, ids: pl.Series) -> np.ndarray:
         """Mask of ids used by an earlier row; nulls are never reused. Records the new ones."""
+        ids = ids.cast(pl.Int64)
+        if ids.null_count() == 0:  # the usual chunk: the ids as they are, without a copy
+            return self._reused(ids.to_numpy())
         present = np.flatnonzero(ids.is_not_null().to_numpy())
-        values = ids.drop_nulls().cast(pl.Int64).to_numpy()
+        mask = np.zeros(len(ids), dtype=bool)
+        mask[present] = self._reused(ids.drop_nulls().to_numpy())
+        return mask
+
+    def _reused(self, values: np.ndarray) -> np.ndarray:
         order, later = first_of_equal_runs(values)
         values = values[order]
         reused = later | self._ids.contains(values)
         self._ids.add(values[~reused])
-        mask = np.zeros(len(ids), dtype=bool)
-        mask[present] = _in_original_order(reused, order)
-        return mask
+        return _in_original_order(reused, order)
 
     @property
     def nbytes(self) -> int:
