@@ -3,16 +3,17 @@
 Prints figures; it is not a test. Why it is built this way:
 - every tool runs in a fresh subprocess, and its peak RSS is that process's `ru_maxrss` from
   `os.wait4`, so imports and the interpreter count as a user would feel them;
-- the three tools run interleaved, 3 repetitions each, in the same run, and times are reported
+- the three tools run interleaved, 4 repetitions each, in the same run, and times are reported
   as a ratio to the floor measured alongside: the machine's load changes absolute times
-  (see design.md, "Performance facts"), the ratio much less;
+  (see design.md, "Performance facts"), the ratio much less; the floor and `ivi` take turns
+  at running first, because a run is faster or slower after some neighbours (`run_order`);
 - the naive script needs pandas, which is deliberately not in the project's venv: it runs in
   `.data/bench/naive-venv`, created here with uv when absent;
 - the input files (1M and 3M messy `vendas` rows, cp1252, `;`) are generated once and cached
   under `.data/bench/`; their ground truth is kept beside them, and ivi's counts are checked
   against it so that a fast but wrong run cannot look good.
 
-Usage: .venv/bin/python bench/bench_process.py [--reps 3] [--skip-naive] [--skip-3m]
+Usage: .venv/bin/python bench/bench_process.py [--reps 4] [--skip-naive] [--skip-3m]
 """
 
 from __future__ import annotations
@@ -156,10 +157,26 @@ def check_ivi_counts(csv_path: Path, truth: dict) -> str:
     return "counts match the ground truth" if not diff else f"COUNTS DIFFER (got, truth): {diff}"
 
 
+def run_order(names: list[str], rep: int) -> list[str]:
+    """The tools in the order of repetition `rep`: the ones that take seconds alternate, the
+    naive script (half a minute) comes last.
+
+    Why: a run's time depends on what ran just before it. Measured on the 1M file, the
+    same minutes: the floor took 1.38 s right after the naive script and 1.70 s after `ivi`;
+    in another run `ivi` took 2.50 s right after the naive script and 2.37 s after the floor.
+    A fixed order gives one tool the same neighbour every time; alternating gives each
+    both, and the medians of an even number of repetitions weigh them equally.
+    """
+    quick = [name for name in names if not name.startswith("naive")]
+    slow = [name for name in names if name.startswith("naive")]
+    return (quick if rep % 2 == 0 else quick[::-1]) + slow
+
+
 def run_interleaved(cmds: dict[str, list[str]], reps: int) -> dict[str, Tool]:
     tools = {name: Tool(name) for name in cmds}
     for rep in range(reps):
-        for name, argv in cmds.items():
+        for name in run_order(list(cmds), rep):
+            argv = cmds[name]
             for arg in argv:  # every run starts with an empty output directory
                 if arg.startswith(str(OUT)):
                     shutil.rmtree(arg, ignore_errors=True)
@@ -172,7 +189,7 @@ def run_interleaved(cmds: dict[str, list[str]], reps: int) -> dict[str, Tool]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--reps", type=int, default=4)
     parser.add_argument("--skip-naive", action="store_true")
     parser.add_argument("--skip-3m", action="store_true")
     args = parser.parse_args(argv)
