@@ -73,7 +73,7 @@ def test_a_record_longer_than_a_chunk_between_short_ones_is_read_whole(tmp_path:
 
 
 def test_a_header_whose_crlf_is_cut_by_a_read_keeps_the_line_numbers(tmp_path: Path) -> None:
-    """A `\r\n` after the header split between two reads is one line break, not a line
+    """A CRLF after the header split between two reads is one line break, not a line
     break and a blank line (found by the property test). Every header length up to 300
     bytes puts the split, somewhere, at the reads of 64-byte chunks."""
     rows = "1;2024-01-05;Ana;Caneta;Papelaria;1;1;1;SP;\r\n2;2024-01-05;Bia;Caneta;Papelaria;1;1;1;XX;\r\n"
