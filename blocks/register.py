@@ -7,24 +7,9 @@ Prefect settings point at the server (`ivi up` does that for you).
 
 from __future__ import annotations
 
-from prefect_aws import AwsClientParameters, MinIOCredentials
-
+from blocks.objectstore import save_objectstore_blocks
 from blocks.powerbi_setup import register_powerbi_blocks
 from ivi.settings import Settings
-
-MINIO_CREDENTIALS_BLOCK = "minio-credentials"
-
-
-def minio_credentials(settings: Settings) -> MinIOCredentials:
-    """The object store's credentials and endpoint as a prefect-aws block."""
-    return MinIOCredentials(
-        minio_root_user=settings.s3_access_key,
-        minio_root_password=settings.s3_secret_key,
-        region_name=settings.s3_region,
-        aws_client_parameters=AwsClientParameters(
-            endpoint_url=settings.s3_endpoint, use_ssl=settings.s3_secure
-        ),
-    )
 
 
 def register_blocks(settings: Settings) -> list[str]:
@@ -32,9 +17,9 @@ def register_blocks(settings: Settings) -> list[str]:
 
     A Power BI block's name comes with where its rows go (never its key or secret).
     """
-    minio_credentials(settings).save(MINIO_CREDENTIALS_BLOCK, overwrite=True)
+    objectstore = save_objectstore_blocks(settings)
     powerbi = [f"{name} ({where})" for name, where in register_powerbi_blocks(settings)]
-    return [MINIO_CREDENTIALS_BLOCK, *powerbi]
+    return [*objectstore, *powerbi]
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from prefect.client.schemas.objects import StateType
 from prefect.context import FlowRunContext
 from prefect.deployments import run_deployment
 
+from blocks.objectstore import RESULT_STORAGE
 from flows import store
 from flows.process_object import s3_client
 from ivi.settings import Settings
@@ -91,7 +92,7 @@ def _flow_run_id() -> str:
     return str(context.flow_run.id) if context is not None and context.flow_run is not None else "local"
 
 
-@flow(name="backfill", log_prints=False)
+@flow(name="backfill", log_prints=False, result_storage=RESULT_STORAGE)
 def backfill(bucket: str = "raw", prefix: str = "", force: bool = False) -> list[str]:
     """Start one process_object run per pending object; returns the keys it started.
 

@@ -10,6 +10,7 @@ deliveries of one event arrive as concurrent runs, so the check is made again un
 from __future__ import annotations
 
 import errno
+import os
 import socket
 import tempfile
 import time
@@ -17,7 +18,8 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import psutil
+from botocore.exceptions import ClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 from minio import Minio
 from minio.error import S3Error
 from prefect import flow, get_run_logger, task
@@ -25,24 +27,27 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 from prefect.context import get_run_context
-from prefect.locking.filesystem import FileSystemLockManager
 from prefect.states import Completed, Crashed, Failed, State
 from prefect_aws import MinIOCredentials
 from urllib3.exceptions import HTTPError
 
+from blocks.objectstore import MINIO_CREDENTIALS_BLOCK, RESULT_STORAGE
 from flows import store
 from flows.artifacts import publish_artifacts
 from flows.export_powerbi import export_powerbi
 from ivi.settings import Settings
+from objectstore.lease import ObjectStoreLease
 from processing.contract import Contract, ContractError, contract_for_key, load_contract
 from processing.errors import FileRejected
 from processing.report import Report
 from processing.run import map_header, process_file
 from processing.source import TextSource
 
-MINIO_CREDENTIALS_BLOCK = "minio-credentials"
-LOCK_HOLD_SECONDS = 3600  # a run killed while holding the lock frees it after this
-LOCK_POLL_SECONDS = 2.0  # how often a waiting run checks whether the holder has ended
+# The version lock's lease: renewed every third of it while the run works, so a run that
+# died (killed, OOM, its machine lost) frees the version this long after its last renewal.
+LOCK_LEASE_SECONDS = 30.0
+LOCK_WAIT_SECONDS = 3600.0  # a waiting run gives up after this (a live holder of a huge file)
+LOCK_POLL_SECONDS = 1.0  # how often a waiting run checks whether the holder has ended
 TRANSIENT_S3_ERRORS = (HTTPError, ConnectionError, TimeoutError)
 
 
@@ -112,7 +117,9 @@ def export_csv(client: Minio, settings: Settings, report: Report, keys: store.Ou
 @task(name="quarantine-original", retries=4, retry_delay_seconds=[1, 2, 4, 8],
       retry_condition_fn=_retry_on_transient, cache_policy=NO_CACHE)
 def quarantine_original(client: Minio, settings: Settings, version: store.ObjectVersion) -> str:
-    return store.copy_object(client, version, settings.quarantine_bucket, version.key)
+    return store.copy_object(
+        client, version, settings.quarantine_bucket, store.OutputKeys.for_key(version.key).original
+    )
 
 
 @task(name="write-report", retries=4, retry_delay_seconds=[1, 2, 4, 8], retry_condition_fn=_retry_on_transient,
@@ -135,91 +142,94 @@ def _already_processed(client: Minio, settings: Settings, keys: store.OutputKeys
 
 
 def _lock_holder() -> str:
-    """Who takes a version's lock: `<flow run id> <host> <pid> <process start time>`.
-
-    The process is named so that a run whose process died can be told from one still at
-    work, and its start time so that a pid the system reuses later is not taken for it.
-    """
-    me = psutil.Process()
-    return f"{_flow_run_id() or 'no-flow-run'} {socket.gethostname()} {me.pid} {me.create_time():.3f}"
-
-
-def _holder_process_is_gone(holder: str) -> bool:
-    """True when the holder ran on this host and its process no longer exists.
-
-    A holder on another host (a lock directory shared between machines) cannot be checked
-    from here, nor a holder string of another form: False, its run's state decides.
-    """
-    try:
-        _run, host, pid, started = holder.split(" ")
-        pid_number, start_time = int(pid), float(started)
-    except ValueError:
-        return False
-    if host != socket.gethostname():
-        return False
-    try:
-        process = psutil.Process(pid_number)
-        return abs(process.create_time() - start_time) > 0.5 or process.status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-    except psutil.Error:
-        return False
+    """Who takes a version's lock: `<flow run id> <host> <pid>` (the run id is what a waiting
+    run asks Prefect about; host and pid are for the people reading the lock object)."""
+    return f"{_flow_run_id() or 'no-flow-run'} {socket.gethostname()} {os.getpid()}"
 
 
 def _holder_has_ended(holder: str) -> str | None:
     """Why the lock's holder no longer works under it, or None while it may.
 
-    Its flow run is in a final state (Crashed, Failed, Cancelled) or deleted; or its process
-    is gone while Prefect still shows the run Running. That happens when the worker died
-    with the run, leaving nobody to report the crash (Prefect's own detection needs
-    heartbeats, an automation and minutes): the run is then marked Crashed here, where its
-    death is certain, so that the UI does not show it running forever.
+    Its flow run is in a final state (Crashed, Failed, Cancelled, Completed) or deleted: a
+    waiting run then takes over at once instead of waiting for the lease to run out (which it
+    does when nobody told Prefect: a worker or machine that died with the run).
     """
-    gone = _holder_process_is_gone(holder)
     try:
         run_id = UUID(holder.split(" ")[0])
-    except ValueError:  # not a flow run (a test calling the flow's function)
-        return "its process is gone" if gone else None
+    except ValueError:  # not a flow run (a test calling the flow's function): the lease decides
+        return None
     with get_client(sync_client=True) as client:
         try:
             state = client.read_flow_run(run_id).state
         except ObjectNotFound:
             return "its flow run was deleted"
-        if state is not None and state.is_final():
-            return f"its flow run is {state.type.value}"
-        if not gone:
-            return None
-        client.set_flow_run_state(
-            run_id,
-            Crashed(message=f"its process is gone (lock holder {holder}); "
-                            f"flow run {_flow_run_id() or '?'} took over its work"),
-            force=True,
-        )
-    return "its process is gone (its flow run is now marked Crashed)"
+    if state is not None and state.is_final():
+        return f"its flow run is {state.type.value}"
+    return None
 
 
-def _acquire_version_lock(locks: FileSystemLockManager, lock_key: str, holder: str) -> None:
-    """Take the object version's lock; take it over from a run that died holding it.
+def _mark_crashed(holder: str, why: str) -> None:
+    """A holder whose lease ran out while Prefect still shows its run Running died without
+    anybody telling Prefect (its worker or machine went with it): say so, so that the UI
+    does not show it running forever."""
+    try:
+        run_id = UUID(holder.split(" ")[0])
+    except ValueError:
+        return
+    with get_client(sync_client=True) as client:
+        try:
+            state = client.read_flow_run(run_id).state
+        except ObjectNotFound:
+            return
+        if state is not None and not state.is_final():
+            client.set_flow_run_state(
+                run_id,
+                Crashed(message=f"lost its lock ({why}); flow run {_flow_run_id() or '?'} took over its work"),
+                force=True,
+            )
 
-    A run killed half way (SIGKILL, OOM, a lost machine) never releases its lock, and the
-    run that resumes its work would otherwise wait out the hold timeout (an hour). Once
-    Prefect has the holder's run in a final state (Crashed, Failed, Cancelled), or the
-    holder's process is gone from this host, nobody works under the lock any more and it
-    is removed.
+
+def _retry_when_store_unreachable(task: Any, task_run: Any, state: State) -> bool:
+    """The lock's store did not answer, or answered 5xx: a later attempt may get through.
+    A lock still held after the wait is final."""
+    try:
+        state.result()
+    except (BotoConnectionError, *TRANSIENT_S3_ERRORS):
+        return True
+    except ClientError as error:
+        return int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)) >= 500
+    except Exception:  # noqa: BLE001
+        return False
+    return False
+
+
+@task(name="take-version-lock", retries=4, retry_delay_seconds=[1, 2, 4, 8],
+      retry_condition_fn=_retry_when_store_unreachable, cache_policy=NO_CACHE)
+def take_version_lock(lease: ObjectStoreLease) -> None:
+    """Wait for the object version's lock, held in the object store that every worker shares.
+
+    A run never processes without it: when the store cannot be reached the task retries, then
+    fails the run with the store's error.
     """
-    deadline = time.monotonic() + LOCK_HOLD_SECONDS
-    while not locks.acquire_lock(
-        lock_key, holder, acquire_timeout=LOCK_POLL_SECONDS, hold_timeout=LOCK_HOLD_SECONDS
-    ):
-        info = locks._get_lock_info(lock_key, use_cache=False)  # noqa: SLF001 - no public reader
-        if info is not None and (ended := _holder_has_ended(str(info["holder"]))):
-            # another waiter may have taken it over meanwhile: remove only the dead holder's
-            now = locks._get_lock_info(lock_key, use_cache=False)  # noqa: SLF001
-            if now is not None and now["holder"] == info["holder"]:
-                get_run_logger().warning("taking over the lock of %s: %s", info["holder"], ended)
-                Path(info["path"]).unlink(missing_ok=True)
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"lock {lock_key} still held after {LOCK_HOLD_SECONDS} s")
+    taken_over = lease.acquire(
+        timeout=LOCK_WAIT_SECONDS, poll_seconds=LOCK_POLL_SECONDS, holder_has_ended=_holder_has_ended
+    )
+    if taken_over is not None:
+        get_run_logger().warning("%s", taken_over)
+        if taken_over.lease_ran_out:
+            _mark_crashed(taken_over.holder, taken_over.reason)
+
+
+def version_lock(settings: Settings, version: store.ObjectVersion) -> ObjectStoreLease:
+    """The lock of one object version: exact bucket, key and eTag, in the processed bucket."""
+    credentials = MinIOCredentials.load(MINIO_CREDENTIALS_BLOCK)
+    return ObjectStoreLease(
+        credentials.get_client("s3"),
+        settings.processed_bucket,
+        f"{version.bucket}/{version.key}@{version.etag}",
+        _lock_holder(),
+        lease_seconds=LOCK_LEASE_SECONDS,
+    )
 
 
 def _disk_is_full(error: OSError) -> bool:
@@ -238,7 +248,7 @@ def _resolve_contract(key: str, contract: str | None) -> Contract:
         ) from None
 
 
-@flow(name="process_object", log_prints=False)
+@flow(name="process_object", log_prints=False, result_storage=RESULT_STORAGE)
 def process_object(
     bucket: str,
     key: str,
@@ -261,16 +271,14 @@ def process_object(
     if not force and _already_processed(client, settings, keys, version.etag):
         return Completed(message=f"already processed: s3://{bucket}/{key} at eTag {version.etag}")
 
-    locks = FileSystemLockManager(settings.data_dir / "locks")
-    lock_key = f"{bucket}/{key}@{version.etag}".replace("/", "%2F")
-    holder = _lock_holder()
-    _acquire_version_lock(locks, lock_key, holder)
+    lease = version_lock(settings, version)
+    take_version_lock(lease)
     try:
         if not force and _already_processed(client, settings, keys, version.etag):
             return Completed(message=f"already processed: s3://{bucket}/{key} at eTag {version.etag}")
-        return _process_version(client, settings, version, keys, contract, started)
+        return _process_version(client, settings, version, keys, contract, started, lease)
     finally:
-        locks.release_lock(lock_key, holder)
+        lease.release()
 
 
 def _process_version(
@@ -280,6 +288,7 @@ def _process_version(
     keys: store.OutputKeys,
     contract_name: str | None,
     started: float,
+    lease: ObjectStoreLease,
 ) -> State:
     document: dict[str, object] = {
         "source_bucket": version.bucket,
@@ -306,6 +315,7 @@ def _process_version(
                 outputs={"original": quarantine_original(client, settings, version)},
                 duration_s=round(time.perf_counter() - started, 3),
             )
+            lease.check()
             write_report(client, settings, keys, document)
             publish_artifacts(document, None)
             return Failed(message=f"{version.key} rejected: {reason}")
@@ -321,6 +331,7 @@ def _process_version(
             get_run_logger().error(message)
             return Failed(message=message)
         rejected_local = Path(report.outputs["rejected"]) if "rejected" in report.outputs else None
+        lease.check()
         csv_future = export_csv.submit(client, settings, report, keys)
         powerbi_future = export_powerbi.submit(
             Path(report.outputs["csv"]), contract, report.columns, f"{version.bucket}/{version.key}@{version.etag}"
@@ -332,6 +343,7 @@ def _process_version(
         document.update(body)
         document.update(status="processed", outputs=outputs, **powerbi.as_report())
         document["duration_s"] = round(time.perf_counter() - started, 3)
+        lease.check()
         outputs["report"] = write_report(client, settings, keys, document)
         publish_artifacts(document, rejected_local)
     return Completed(

@@ -17,6 +17,7 @@ from minio.commonconfig import REPLACE, CopySource
 from minio.error import S3Error
 
 REPORTS_PREFIX = "_reports/"
+REJECTED_FILES_PREFIX = "_rejected_files/"  # in the quarantine bucket
 _NO_OBJECT = {"NoSuchKey", "NoSuchObject"}
 _MISSING = _NO_OBJECT | {"NoSuchBucket"}
 
@@ -41,16 +42,35 @@ class ObjectVersion:
     size: int
 
 
+def output_base(key: str) -> str:
+    """The name every output of raw `key` starts with: one per key, never shared.
+
+    `vendas/nov.csv` -> `vendas/nov`, so outputs keep the names people expect
+    (`vendas/nov.csv`, `vendas/nov.json`, `vendas/nov.rejected.csv`). Any other key keeps its
+    whole name and gets a `~` mark at the end (`a.CSV` -> `a.CSV~`, `a.csv.gz` -> `a.csv.gz~`).
+    For that mark to be unambiguous a `~` of the key is written twice, and a leading `_` as
+    `~_` (so that no output can start with `_`, where `_reports/` and the pipeline's own
+    state live). The mapping can be read back, hence two keys that differ in any character
+    (case, extension) never share an output, a report or a lock.
+    """
+    stripped = key[:-4] if key.endswith(".csv") else key
+    escaped = ("~" if stripped.startswith("_") else "") + stripped.replace("~", "~~")
+    return escaped if key.endswith(".csv") else f"{escaped}~"
+
+
 @dataclass(frozen=True)
 class OutputKeys:
-    """Where the outputs of `raw/<key>` go: same path, other buckets, `.csv` dropped."""
+    """Where the outputs of `raw/<key>` go: named after `output_base(key)`, in other buckets."""
 
-    base: str
+    key: str
 
     @classmethod
     def for_key(cls, key: str) -> OutputKeys:
-        base = key[:-4] if key.lower().endswith(".csv") else key
-        return cls(base=base)
+        return cls(key=key)
+
+    @property
+    def base(self) -> str:
+        return output_base(self.key)
 
     @property
     def csv(self) -> str:
@@ -63,6 +83,12 @@ class OutputKeys:
     @property
     def rejected(self) -> str:
         return f"{self.base}.rejected.csv"
+
+    @property
+    def original(self) -> str:
+        """A file rejected as a whole, copied byte for byte: under `_rejected_files/`, which no
+        `rejected` name can start with."""
+        return f"{REJECTED_FILES_PREFIX}{self.key}"
 
     @property
     def report(self) -> str:

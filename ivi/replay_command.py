@@ -8,7 +8,7 @@ the contract as it is now:
 
     raw/vendas/nov.csv  ->  raw/vendas/nov.replay-20261130T120000Z.csv
 
-A file rejected as a whole (`quarantine/<key>` holds it) is copied back under such a name.
+A file rejected as a whole (`quarantine/_rejected_files/<key>` holds it) is copied back under such a name.
 Rows that still fail land in the replay's own quarantine, which can be replayed in turn.
 
 Nothing is replayed twice: each replay object records in its metadata which object version
@@ -39,6 +39,7 @@ from processing.replay import ReplayError, build_replay
 
 REPLAY_OF = "ivi-replay-of"  # user metadata: `<key>@<etag>` of the version a replay replays
 _REPLAY_SUFFIX = re.compile(r"\.replay-\d{8}T\d{6}Z$")
+_CSV_EXTENSION = re.compile(r"\.csv$", re.IGNORECASE)
 _MISSING = {"NoSuchKey", "NoSuchObject"}
 
 
@@ -70,7 +71,7 @@ class Replay:
 
 def replay_key(key: str, now: datetime) -> str:
     """`vendas/nov.csv` -> `vendas/nov.replay-<UTC time>.csv`; a replay's replay keeps one suffix."""
-    base = _REPLAY_SUFFIX.sub("", store.OutputKeys.for_key(key).base)
+    base = _REPLAY_SUFFIX.sub("", _CSV_EXTENSION.sub("", key))
     return f"{base}.replay-{now.astimezone(UTC):%Y%m%dT%H%M%SZ}.csv"
 
 
@@ -118,7 +119,7 @@ def replay(
             f"quarantined, replay that one: ivi replay {earlier}"
         )
     if report.get("status") == "rejected":
-        return _replay_whole_file(client, settings, key, etag, target, dry_run)
+        return _replay_whole_file(client, settings, keys, etag, target, dry_run)
     quarantined = int(report.get("quarantined_rows") or 0)  # type: ignore[call-overload]
     if quarantined == 0:
         raise ReplayRefused(f"no quarantine for {key}: its last run (eTag {etag}) quarantined no rows")
@@ -131,14 +132,15 @@ def replay(
 
 
 def _replay_whole_file(
-    client: Minio, settings: Settings, key: str, etag: str, target: str, dry_run: bool
+    client: Minio, settings: Settings, keys: store.OutputKeys, etag: str, target: str, dry_run: bool
 ) -> Replay:
     """A file rejected as a whole: its copy in quarantine goes back to raw under a new name."""
-    quarantined = store.find_object(client, settings.quarantine_bucket, key)
+    key = keys.key
+    quarantined = store.find_object(client, settings.quarantine_bucket, keys.original)
     if quarantined is None:
         raise ReplayRefused(
             f"no quarantine for {key}: it was rejected as a whole, but "
-            f"s3://{settings.quarantine_bucket}/{key} is gone"
+            f"s3://{settings.quarantine_bucket}/{keys.original} is gone"
         )
     result = Replay(source_key=key, source_etag=etag, key=target, rows=None)
     if dry_run:

@@ -20,6 +20,7 @@ import pytest
 
 from ivi import prefect_stack, seaweed
 from ivi import stack as ivi_stack
+from flows.store import OutputKeys
 from ivi.settings import Settings
 from powerbi_standin.faults import Fault, FaultQueue
 from tests.fault_support import (
@@ -309,6 +310,7 @@ def test_a_full_temporary_disk_fails_the_run_clearly_and_leaves_the_original_unt
             assert read_object(stack, stack.raw_bucket, key) == data
             base = key.removesuffix(".csv")
             for bucket, prefix in ((stack.processed_bucket, base), (stack.quarantine_bucket, base),
+                                   (stack.quarantine_bucket, OutputKeys.for_key(key).original),
                                    (stack.processed_bucket, f"_reports/{base}")):
                 assert [o.object_name for o in client.list_objects(bucket, prefix=prefix, recursive=True)] == []
         assert marked_rows(stack, marker) == []

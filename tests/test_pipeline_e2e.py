@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from flows.artifacts import artifact_key
+from flows.store import OutputKeys
 from ivi.settings import Settings
 from tests.pipeline_support import (
     artifacts_with_key,
@@ -105,7 +106,7 @@ def test_a_file_that_is_not_a_table_is_quarantined_untouched_and_its_run_fails(s
     report = wait_for_report(stack, key, etag)
     assert report["status"] == "rejected"
     assert report["reason"].startswith("not a text file")
-    assert read_object(stack, stack.quarantine_bucket, key) == data
+    assert read_object(stack, stack.quarantine_bucket, OutputKeys.for_key(key).original) == data
     runs = wait_for_runs_to_finish(stack, key)
     failed = [r for r in runs if r["state_type"] == "FAILED"]
     assert failed and "not a text file" in failed[0]["state"]["message"]

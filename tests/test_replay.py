@@ -14,6 +14,7 @@ import pytest
 
 from ivi.cli import main
 from ivi.replay_command import ReplayRefused, replay, replay_key
+from flows.store import OutputKeys
 from ivi.settings import Settings
 from processing.contract import load_contract
 from processing.replay import REUSED_ID_REASON, ReplayError, build_replay
@@ -229,7 +230,7 @@ def test_a_file_rejected_as_a_whole_is_copied_back_and_rejected_again_for_the_sa
     assert first["status"] == "rejected"
     done = replay(key, stack)
     assert done.uploaded and done.rows is None
-    assert read_object(stack, stack.raw_bucket, done.key) == read_object(stack, stack.quarantine_bucket, key)
+    assert read_object(stack, stack.raw_bucket, done.key) == read_object(stack, stack.quarantine_bucket, OutputKeys.for_key(key).original)
     second = wait_for_report(stack, done.key)
     assert (second["status"], second["reason"]) == ("rejected", first["reason"])
 

@@ -1,0 +1,48 @@
+"""The object-store blocks: its credentials, and the bucket folder every worker keeps Prefect's
+results in.
+
+Prefect persists results (and so task caches, such as the Power BI batches already accepted)
+under each process' `PREFECT_HOME/storage` unless told otherwise. A Compose worker container
+or a Kubernetes run pod has a home of its own, so a cache written by one worker was invisible
+to the next, and a forced rerun on another worker pushed its rows again. The flows therefore
+name the S3Bucket block below as their result storage: one folder of the processed bucket,
+shared by every worker that shares the store.
+"""
+
+from __future__ import annotations
+
+from prefect_aws import AwsClientParameters, MinIOCredentials, S3Bucket
+
+from ivi.settings import Settings
+
+MINIO_CREDENTIALS_BLOCK = "minio-credentials"
+RESULTS_BLOCK = "ivi-results"
+RESULT_STORAGE = f"s3-bucket/{RESULTS_BLOCK}"  # what the flows pass as `result_storage`
+RESULTS_FOLDER = "_ivi/results"  # in the processed bucket, beside `_ivi/locks/`
+
+
+def minio_credentials(settings: Settings) -> MinIOCredentials:
+    """The object store's credentials and endpoint as a prefect-aws block."""
+    return MinIOCredentials(
+        minio_root_user=settings.s3_access_key,
+        minio_root_password=settings.s3_secret_key,
+        region_name=settings.s3_region,
+        aws_client_parameters=AwsClientParameters(
+            endpoint_url=settings.s3_endpoint, use_ssl=settings.s3_secure
+        ),
+    )
+
+
+def results_bucket(credentials: MinIOCredentials, settings: Settings) -> S3Bucket:
+    """Where every worker persists results and task caches (see the module's docstring)."""
+    return S3Bucket(
+        bucket_name=settings.processed_bucket, bucket_folder=RESULTS_FOLDER, credentials=credentials
+    )
+
+
+def save_objectstore_blocks(settings: Settings) -> list[str]:
+    """Save the credentials, then the results bucket that refers to them; their names."""
+    credentials = minio_credentials(settings)
+    credentials.save(MINIO_CREDENTIALS_BLOCK, overwrite=True)
+    results_bucket(credentials, settings).save(RESULTS_BLOCK, overwrite=True)
+    return [MINIO_CREDENTIALS_BLOCK, RESULTS_BLOCK]
