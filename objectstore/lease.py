@@ -148,7 +148,7 @@ class ObjectStoreLease:
         holder_has_ended: Callable[[str], str | None] = lambda _holder: None,
     ) -> TakeOver | None:
         """Take the lock, waiting up to `timeout` s; returns the earlier holder whose lock
-        was taken over, or None when it was free. Raises LockTimeout, or the store's error
+        was taken over, or None when it was free or released. Raises LockTimeout, or the store's error
         when the store cannot be reached (the caller retries)."""
         deadline = time.monotonic() + timeout
         while True:
@@ -161,6 +161,8 @@ class ObjectStoreLease:
                 if (etag := self._put(if_match=observed.etag)) is not None:
                     self._etag = etag
                     self._start_renewing()
+                    if observed.record is not None and observed.record.released:
+                        return None  # given back: as free as a lock nobody ever took
                     holder = observed.record.holder if observed.record else "?"
                     ran_out = observed.record is not None and not observed.record.released and (
                         observed.age_seconds > observed.record.lease_seconds
