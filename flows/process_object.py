@@ -64,8 +64,8 @@ def _retry_on_transient(task: Any, task_run: Any, state: State) -> bool:
     return False
 
 
-def s3_client() -> Minio:
-    credentials = MinIOCredentials.load(MINIO_CREDENTIALS_BLOCK)
+def s3_client(credentials: MinIOCredentials | None = None) -> Minio:
+    credentials = credentials or MinIOCredentials.load(MINIO_CREDENTIALS_BLOCK)
     endpoint = credentials.aws_client_parameters.endpoint_url or "http://127.0.0.1:9000"
     return store.minio_client(
         str(endpoint),
@@ -220,9 +220,10 @@ def take_version_lock(lease: ObjectStoreLease) -> None:
             _mark_crashed(taken_over.holder, taken_over.reason)
 
 
-def version_lock(settings: Settings, version: store.ObjectVersion) -> ObjectStoreLease:
+def version_lock(
+    settings: Settings, version: store.ObjectVersion, credentials: MinIOCredentials
+) -> ObjectStoreLease:
     """The lock of one object version: exact bucket, key and eTag, in the processed bucket."""
-    credentials = MinIOCredentials.load(MINIO_CREDENTIALS_BLOCK)
     return ObjectStoreLease(
         credentials.get_client("s3"),
         settings.processed_bucket,
@@ -260,7 +261,8 @@ def process_object(
     logger = get_run_logger()
     settings = Settings()
     started = time.perf_counter()
-    client = s3_client()
+    credentials = MinIOCredentials.load(MINIO_CREDENTIALS_BLOCK)
+    client = s3_client(credentials)
     keys = store.OutputKeys.for_key(key)
     version = store.find_object(client, bucket, key)
     if version is None:
@@ -271,7 +273,7 @@ def process_object(
     if not force and _already_processed(client, settings, keys, version.etag):
         return Completed(message=f"already processed: s3://{bucket}/{key} at eTag {version.etag}")
 
-    lease = version_lock(settings, version)
+    lease = version_lock(settings, version, credentials)
     take_version_lock(lease)
     try:
         if not force and _already_processed(client, settings, keys, version.etag):

@@ -128,3 +128,44 @@ def test_the_reconcile_processes_a_file_whose_event_was_lost(stack: Settings) ->
     run_deployment_now(stack, "backfill/reconcile", {"bucket": stack.raw_bucket})
     report = wait_for_report(stack, key, etag)
     assert report["exported_rows"] == 1
+
+
+def test_keys_that_differ_in_case_or_extension_keep_outputs_of_their_own_and_the_reconcile_converges(
+    stack: Settings,
+) -> None:
+    import gzip
+
+    from tests.fault_support import wait_for_final_state
+    from tests.pipeline_support import flow_runs_for_key
+
+    prefix = f"vendas/case-{time.time_ns()}/"
+    header = VENDAS.splitlines()[0]
+    row = "{0};2024-01-05;Ana;Caneta;Papelaria;1;10;10;SP"
+    files = {  # each its own number of rows, so each output says whose it is
+        f"{prefix}a.csv": "\n".join([header, *(row.format(i) for i in range(1, 2))]).encode(),
+        f"{prefix}a.CSV": "\n".join([header, *(row.format(i) for i in range(1, 3))]).encode(),
+        f"{prefix}a.csv.gz": gzip.compress("\n".join([header, *(row.format(i) for i in range(1, 4))]).encode()),
+    }
+    etags = {key: upload(stack, key, data) for key, data in files.items()}
+    # the store's event starts runs for .csv and .CSV; the .csv.gz is run by hand
+    gz = f"{prefix}a.csv.gz"
+    run_deployment_now(stack, "process_object/process-object",
+                       {"bucket": stack.raw_bucket, "key": gz, "etag": etags[gz]})
+    reports = {key: wait_for_report(stack, key, etags[key]) for key in files}
+    for rows, key in enumerate(files, start=1):
+        assert reports[key]["source_key"] == key and reports[key]["exported_rows"] == rows
+        clean = read_object(stack, stack.processed_bucket, OutputKeys.for_key(key).csv)
+        assert len(clean.decode().splitlines()) == rows + 1, key
+    outputs = [OutputKeys.for_key(key) for key in files]
+    assert len({name for keys in outputs for name in (keys.csv, keys.json, keys.report)}) == 9
+    for key in files:
+        wait_for_runs_to_finish(stack, key)
+
+    runs_before = {key: len(flow_runs_for_key(stack, key)) for key in files}
+    backfill = run_deployment_now(stack, "backfill/backfill", {"bucket": stack.raw_bucket, "prefix": prefix})
+    assert wait_for_final_state(stack, backfill)["state_type"] == "COMPLETED"
+    # converged: the reconcile finds every version processed and starts nothing, for a while
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        assert {key: len(flow_runs_for_key(stack, key)) for key in files} == runs_before
+        time.sleep(0.5)
