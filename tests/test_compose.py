@@ -477,13 +477,41 @@ def test_the_worker_scales() -> None:
         assert key not in worker, f"`--scale worker=4` fails with a fixed {key}"
 
 
-def test_all_worker_replicas_share_one_data_volume_for_the_flow_lock() -> None:
-    data_dir = environment(WORKER)[f"{ENV_PREFIX}DATA_DIR"]
-    mounts = {str(v).split(":")[1]: str(v).split(":")[0] for v in services()[WORKER]["volumes"]}
-    assert data_dir in mounts, "the flows' FileSystemLockManager lives under IVI_DATA_DIR"
-    assert mounts[data_dir] in compose()["volumes"], "a named volume, shared by every replica"
+def test_no_worker_replica_mounts_anything_another_replica_sees() -> None:
+    """The version lock and Prefect's results (the Power BI batch cache) live in the object
+    store: a replica keeps nothing another one needs, so none shares a volume or host path."""
+    worker = services()[WORKER]
+    assert "volumes_from" not in worker
+    shared = [v for v in worker.get("volumes", []) if (v.get("type") if isinstance(v, dict) else "") != "tmpfs"]
+    assert not shared, f"the worker mounts {shared}: a volume every replica would share"
+    data_dir = PurePosixPath(environment(WORKER)[f"{ENV_PREFIX}DATA_DIR"])
     socket = PurePosixPath(environment(WORKER)[SOCKET_ENV])
-    assert not socket.is_relative_to(data_dir), "each replica's engine socket must stay its own"
+    assert data_dir.is_relative_to("/tmp") and socket.is_relative_to("/tmp"), "per container"
+    used = {str(v).split(":")[0] for service in services().values() for v in service.get("volumes", [])}
+    assert set(compose()["volumes"]) <= used, "a named volume no service mounts"
+
+
+def test_setup_saves_the_store_blocks_for_the_store_the_workers_reach() -> None:
+    """`python -m deployments.apply` (prefect-setup) saves `minio-credentials` and `ivi-results`
+    from its own settings; the workers' flows load them, and take the version lock in their
+    own settings' processed bucket. Both must name the MinIO every replica reaches."""
+    from blocks.objectstore import minio_credentials, results_bucket
+
+    assert as_invoked(command(SETUP)) == ["deployments.apply"]
+    setup, worker = container_settings(SETUP), container_settings(WORKER)
+    credentials = minio_credentials(setup)
+    assert credentials.aws_client_parameters.endpoint_url == worker.s3_endpoint
+    assert urlsplit(worker.s3_endpoint).hostname == MINIO
+    assert urlsplit(worker.s3_endpoint).port == MINIO_API_PORT
+    assert credentials.aws_client_parameters.use_ssl == worker.s3_secure
+    assert credentials.region_name == worker.s3_region == environment(MINIO)["MINIO_SITE_REGION"]
+    # the lock (worker's settings) and the results (setup's block) in the same bucket
+    assert results_bucket(credentials, setup).bucket_name == worker.processed_bucket
+    assert worker.processed_bucket == environment(MINIO_SETUP)["IVI_PROCESSED_BUCKET"]
+    # the keys saved into the block are MinIO's
+    minio = environment(MINIO)
+    assert credentials.minio_root_user == minio["MINIO_ROOT_USER"]
+    assert credentials.minio_root_password.get_secret_value() == minio["MINIO_ROOT_PASSWORD"]
 
 
 def test_flows_run_from_the_directory_prefect_deploy_ran_in() -> None:

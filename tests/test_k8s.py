@@ -505,7 +505,7 @@ def render_flow_run_job(template: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("entry", OVERLAYS)
-def test_flow_runs_get_the_workers_image_config_and_lock_volume(entry: str) -> None:
+def test_flow_runs_get_the_workers_image_and_config(entry: str) -> None:
     docs = render(entry)
     module, template = shipped_work_pool_script(docs)
     setup = find(docs, "Job", "ivi-setup")
@@ -524,10 +524,10 @@ def test_flow_runs_get_the_workers_image_config_and_lock_volume(entry: str) -> N
     find(docs, "ConfigMap", "ivi-config")  # the name the template uses exists unhashed
     volumes = {v["name"]: v for v in pod["volumes"]}
     mounts = {m["mountPath"]: m["name"] for m in run["volumeMounts"]}
-    lock_dir = config_map(docs)["IVI_DATA_DIR"]
-    claim = volumes[mounts[lock_dir]]["persistentVolumeClaim"]["claimName"]
-    find(docs, "PersistentVolumeClaim", claim)
-    assert "/tmp" in mounts and run["securityContext"]["readOnlyRootFilesystem"] is True
+    # a writable /tmp of the pod's own on a read-only root filesystem; the data dir lies on it
+    assert "emptyDir" in volumes[mounts["/tmp"]]
+    assert run["securityContext"]["readOnlyRootFilesystem"] is True
+    assert Path(config_map(docs)["IVI_DATA_DIR"]).is_relative_to("/tmp")
     # Flow runs talk to Prefect and MinIO only: an account no Role is bound to, no API token.
     account = pod["serviceAccountName"]
     find(docs, "ServiceAccount", account)
@@ -589,10 +589,90 @@ def test_prod_sets_memory_limits_on_every_container() -> None:
     assert not missing
 
 
-def test_prod_lock_volume_is_shared_across_nodes() -> None:
-    claim = find(render("prod"), "PersistentVolumeClaim", "ivi-data")
-    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
-    assert claim["spec"].get("storageClassName")
+# --- shared state: the object store, never a shared volume -----------------------------------
+# Volume sources that belong to one pod. Anything else (a PVC, hostPath, NFS, CSI, Azure File,
+# ...) could be seen by another replica or run: a worker keeps nothing another one needs.
+POD_LOCAL_VOLUMES = {"emptyDir", "configMap", "secret", "projected", "downwardAPI"}
+
+
+def flow_run_pod(docs: list[dict[str, Any]], entry: str) -> dict[str, Any]:
+    """The pod spec of a flow-run Job, as the worker makes it from the shipped template."""
+    module, template = shipped_work_pool_script(docs)
+    image = container(find(docs, "Deployment", "ivi-worker"), "worker")["image"]
+    job = render_flow_run_job(module.flow_run_template(template, image=image, namespace=NAMESPACES[entry]))
+    return job["spec"]["template"]["spec"]
+
+
+@pytest.mark.parametrize("entry", OVERLAYS)
+def test_no_pod_mounts_a_volume_shared_between_replicas_or_runs(entry: str) -> None:
+    docs = render(entry)
+    assert not [d for d in docs if d["kind"] in {"PersistentVolumeClaim", "PersistentVolume"}]
+    pods = [*pod_specs(docs), ("flow-run Job", flow_run_pod(docs, entry))]
+    assert any(owner == "Deployment ivi-worker" for owner, _ in pods)
+    shared = [
+        f"{owner}: volume {volume['name']} ({', '.join(sorted(set(volume) - {'name'}))})"
+        for owner, spec in pods
+        for volume in spec.get("volumes", [])
+        if not set(volume) - {"name"} <= POD_LOCAL_VOLUMES
+    ]
+    assert not shared, shared
+
+
+def pod_environment(docs: list[dict[str, Any]], entry: str, c: dict[str, Any]) -> dict[str, str]:
+    """A container's environment as the kubelet builds it: envFrom in order, then env. The
+    prod overlay generates no Secret: its template (secret.env.example) stands in for it."""
+    values: dict[str, str] = {}
+    for source in c.get("envFrom", []):
+        if "configMapRef" in source:
+            values.update(find(docs, "ConfigMap", source["configMapRef"]["name"])["data"])
+        elif "secretRef" in source:
+            name = source["secretRef"]["name"]
+            values.update(
+                secret_data(docs, name) if entry == "dev"
+                else read_env_file(K8S / "overlays" / entry / "secret.env.example")
+            )
+    for item in c.get("env") or []:
+        if "value" in item:
+            values[item["name"]] = item["value"]
+    return values
+
+
+def settings_from(values: dict[str, str]) -> Settings:
+    fields = {
+        name.removeprefix(ENV_PREFIX).lower(): value
+        for name, value in values.items()
+        if name.startswith(ENV_PREFIX) and value
+        and name.removeprefix(ENV_PREFIX).lower() in Settings.model_fields
+    }
+    return Settings(_env_file=None, **fields)
+
+
+@pytest.mark.parametrize("entry", OVERLAYS)
+def test_setup_saves_the_store_blocks_for_the_store_every_pod_reaches(entry: str) -> None:
+    """The setup Job's `python -m deployments.apply` saves blocks `minio-credentials` and
+    `ivi-results` (the results and the Power BI batch cache) from its own settings; a flow-run
+    pod loads them and takes the version lock in its own settings' processed bucket. Both must
+    name the one MinIO every pod reaches, or the lock and the cache are not shared."""
+    from blocks.objectstore import minio_credentials, results_bucket
+
+    docs = render(entry)
+    apply = container(find(docs, "Job", "ivi-setup"), "apply")
+    assert apply["command"] == ["python", "-m", "deployments.apply"]
+    setup = settings_from(pod_environment(docs, entry, apply))
+    assert setup.s3_secret_key.get_secret_value(), "the setup Job gets the store's secret key"
+    credentials = minio_credentials(setup)
+    (run,) = flow_run_pod(docs, entry)["containers"]
+    worker = container(find(docs, "Deployment", "ivi-worker"), "worker")
+    minio = helm_values("minio-values.yaml")
+    for who, c in (("flow run", run), ("worker", worker)):
+        pod = settings_from(pod_environment(docs, entry, c))
+        assert credentials.aws_client_parameters.endpoint_url == pod.s3_endpoint, who
+        assert credentials.aws_client_parameters.use_ssl == pod.s3_secure, who
+        assert credentials.region_name == pod.s3_region, who
+        assert results_bucket(credentials, setup).bucket_name == pod.processed_bucket, who
+    assert urlsplit(setup.s3_endpoint).hostname == minio["fullnameOverride"]
+    assert setup.processed_bucket in {b["name"] for b in minio["buckets"]}
+    assert setup.s3_access_key == minio["users"][0]["accessKey"]
 
 
 @pytest.mark.parametrize("entry", OVERLAYS)
@@ -621,7 +701,8 @@ def test_docs_page_names_the_commands_an_operator_runs() -> None:
         "helm install prefect-server",
         "helm install minio",
         "--from-env-file",
-        "ReadWriteMany",
+        "_ivi/locks/",
+        "_ivi/results/",
         f"--version {helm_chart_version('prefect-server-values.yaml')}",
         f"--version {helm_chart_version('minio-values.yaml')}",
     ):

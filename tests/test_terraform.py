@@ -419,3 +419,197 @@ def test_every_env_example_key_the_openstack_module_writes_is_documented() -> No
             written |= set(re.findall(r"\b([A-Z][A-Z0-9_]*)\s*=(?!=)", text))
     assert written, "found no .env keys in the openstack module"
     assert written - documented == set()
+
+
+# --- Shared state: the object store, never a shared volume ----------------------------------
+# The flows keep their per-object-version lock (`_ivi/locks/`) and Prefect's results with the
+# Power BI batch cache (`_ivi/results/`, block `ivi-results`) in the processed bucket. So (a)
+# the setup step, which saves the `minio-credentials` and `ivi-results` blocks from its own
+# settings, must see the store and the processed bucket exactly as the workers do, and (b) no
+# worker mounts a volume shared with another: a worker keeps nothing another one needs.
+
+STORE_SETTINGS = ("IVI_S3_HOST", "IVI_S3_PORT", "IVI_S3_SECURE", "IVI_S3_REGION", "IVI_PROCESSED_BUCKET")
+STORE_KEYS = ("IVI_S3_ACCESS_KEY", "IVI_S3_SECRET_KEY")
+ENV_NAME = re.compile(r"^\"?([A-Z][A-Z0-9_]*)\"?$")
+# Resources that exist only to share a file system between containers or machines.
+SHARED_FILE_SYSTEMS = re.compile(
+    r"^(aws_efs_|aws_fsx_|azurerm_storage_share|azurerm_container_app_environment_storage|"
+    r"openstack_sharedfilesystem_|kubernetes_persistent_volume)"
+)
+
+
+def split_top_level(text: str) -> list[str]:
+    """`a, f(b, c), {d = e}` -> ["a", "f(b, c)", "{d = e}"] (commas outside brackets and strings)."""
+    parts, depth, quoted, start = [], 0, False, 0
+    for index, char in enumerate(text):
+        if char == '"' and text[index - 1 : index] != "\\":
+            quoted = not quoted
+        elif not quoted and char in "([{":
+            depth += 1
+        elif not quoted and char in ")]}":
+            depth -= 1
+        elif not quoted and depth == 0 and char == ",":
+            parts.append(text[start:index].strip())
+            start = index + 1
+    parts.append(text[start:].strip())
+    return [part for part in parts if part]
+
+
+def bare(expression: str) -> str:
+    """`${expr}` -> `expr`."""
+    expression = expression.strip()
+    return expression[2:-1].strip() if expression.startswith("${") and expression.endswith("}") else expression
+
+
+def environment_map(config: Config, expression: str) -> dict[str, str]:
+    """The literal KEY = value entries of an environment local (`merge(local.x, {...})`,
+    `local.x` or `{...}`), later ones winning; dynamic parts (for, conditionals, variables)
+    are left out."""
+    expression = bare(expression)
+    if match := re.fullmatch(r"local\.([A-Za-z_][A-Za-z0-9_]*)", expression):
+        return environment_map(config, config.locals[match.group(1)])
+    if expression.startswith("merge(") and expression.endswith(")"):
+        merged: dict[str, str] = {}
+        for argument in split_top_level(expression[len("merge(") : -1]):
+            merged |= environment_map(config, argument)
+        return merged
+    if expression.startswith("{") and not re.match(r"\{\s*for\b", expression):
+        entries = {}
+        for entry in split_top_level(expression[1:-1]):
+            key, _, value = entry.partition("=")
+            if name := ENV_NAME.match(key.strip()):
+                entries[name.group(1)] = value.strip()
+        return entries
+    return {}
+
+
+@dataclass
+class Container:
+    """What one worker or setup container of a module gets: literal environment, secret names,
+    command, and the volumes it mounts."""
+
+    environment: dict[str, str]
+    secrets: set[str]
+    command: str
+    mounts: list[str]
+
+
+def resources(config: Config, kind: str) -> dict[str, dict[str, Any]]:
+    return {unquote(name): body for block in config.blocks("resource") for k, named in block.items()
+            if unquote(k) == kind for name, body in named.items()}
+
+
+def aws_container(config: Config, task: str) -> Container:
+    definition = resources(config, "aws_ecs_task_definition")[task]
+    containers = definition["container_definitions"]
+    env_key = re.search(r"environment\s*=\s*local\.to_env\.(\w+)", containers)
+    secrets_key = re.search(r"secrets\s*=\s*local\.to_secrets\.(\w+)", containers)
+    assert env_key and secrets_key, f"{task}: no environment/secrets from local.to_env/to_secrets"
+    env_source = re.search(r"\bin\s+(local\.\w+)\s*:", config.locals["to_env"][env_key.group(1)])
+    secrets_source = re.search(r"\bin\s+local\.(\w+)\s*:", config.locals["to_secrets"][secrets_key.group(1)])
+    assert env_source and secrets_source
+    secrets_text = config.locals[secrets_source.group(1)]
+    for _ in range(3):  # local.worker_secrets = local.cloud_secrets, ...
+        secrets_text = re.sub(r"\blocal\.(\w+)", lambda m: str(config.locals.get(m.group(1), m.group(0))), secrets_text)
+    mounts = re.findall(r"(mountPoints|volumesFrom)\s*=", containers)
+    mounts += [f"volume {unquote(v.get('name', '?'))}" for v in definition.get("volume", [])]
+    return Container(environment_map(config, env_source.group(1)), set(re.findall(r'"(IVI_[A-Z0-9_]+)"', secrets_text)),
+                     containers, mounts)
+
+
+def azure_container(config: Config, kind: str, app: str) -> Container:
+    (template,) = resources(config, kind)[app]["template"]
+    (container,) = template["container"]
+    environment: dict[str, str] = {}
+    secrets: set[str] = set()
+    for dynamic in container.get("dynamic", []):
+        for block, body in dynamic.items():
+            if unquote(block) != "env":
+                continue
+            (content,) = body["content"]
+            source = bare(body["for_each"])
+            if "secret_name" in content:
+                secrets |= set(environment_map(config, source))
+            else:
+                environment |= environment_map(config, source)
+    mounts = [f"volume {unquote(v.get('name', '?'))}" for v in template.get("volume", [])]
+    mounts += [f"volume_mounts {unquote(m.get('name', '?'))}" for m in container.get("volume_mounts", [])]
+    return Container(environment, secrets, " ".join(unquote(part) for part in container.get("command", [])), mounts)
+
+
+def module_containers(path: Path) -> dict[str, Container]:
+    config = Config.load(path)
+    if path.name == "aws":
+        return {"setup": aws_container(config, "setup"), "worker": aws_container(config, "worker")}
+    return {"setup": azure_container(config, "azurerm_container_app_job", "setup"),
+            "worker": azure_container(config, "azurerm_container_app", "worker")}
+
+
+def shared_state_problems(path: Path) -> list[str]:
+    """What keeps the setup step's blocks and the workers' lock from meeting in one store, and
+    any file system shared between workers."""
+    containers = module_containers(path)
+    setup, worker = containers["setup"], containers["worker"]
+    problems = [] if "deployments.apply" in setup.command else ["the setup task does not run deployments.apply"]
+    for name in STORE_SETTINGS:
+        if name not in setup.environment or name not in worker.environment:
+            problems.append(f"{name} not given to both the setup task and the workers")
+        elif setup.environment[name] != worker.environment[name]:
+            problems.append(f"{name}: setup {setup.environment[name]} != worker {worker.environment[name]}")
+    given_to_setup = set(setup.environment) | setup.secrets
+    problems += [f"the setup task does not get {name}" for name in STORE_KEYS if name not in given_to_setup]
+    problems += [f"a worker mounts {mount}" for mount in worker.mounts]
+    config = Config.load(path)
+    problems += [f"resource type {kind} (a shared file system)" for kind in sorted(config.resource_types())
+                 if SHARED_FILE_SYSTEMS.match(kind)]
+    return problems
+
+
+@pytest.mark.parametrize("name", ["aws", "azure"])
+def test_setup_and_workers_share_the_store_and_no_volume(name: str) -> None:
+    assert shared_state_problems(TERRAFORM_DIR / "modules" / name) == []
+
+
+def test_the_k8s_module_adds_no_volume_to_the_overlay() -> None:
+    """The k8s module applies the prod overlay (tests/test_k8s.py checks its pods mount no
+    shared volume) and must not bring one back through its own patches."""
+    texts = Config.load(TERRAFORM_DIR / "modules/k8s").all_strings()
+    assert not [text for text in texts if re.search(r"PersistentVolumeClaim|persistentVolumeClaim|storageClassName", text)]
+    # its ConfigMap settings go to the setup Job and the flow runs alike (ivi-config): none
+    # of them may point at another store than base/config.env's
+    config = Config.load(TERRAFORM_DIR / "modules/k8s")
+    assert not set(environment_map(config, config.locals["config"])) & set(STORE_SETTINGS)
+
+
+def broken_copy(tmp_path: Path, module: str, old: str, new: str) -> Path:
+    copy = tmp_path / module
+    shutil.copytree(TERRAFORM_DIR / "modules" / module, copy)
+    changed = [f for f in copy.glob("*.tf") if old in f.read_text()]
+    assert len(changed) == 1, f"{old!r} found in {len(changed)} files"
+    changed[0].write_text(changed[0].read_text().replace(old, new, 1))
+    return copy
+
+
+@pytest.mark.parametrize(("module", "old", "new", "problem"), [
+    ("aws", "    PREFECT_WORKER_WEBSERVER_PORT = \"8080\"\n",
+     "    PREFECT_WORKER_WEBSERVER_PORT = \"8080\"\n    IVI_PROCESSED_BUCKET = \"elsewhere\"\n",
+     "IVI_PROCESSED_BUCKET: setup local.buckets.processed != worker \"elsewhere\""),
+    ("aws", '["IVI_S3_ACCESS_KEY", "IVI_S3_SECRET_KEY"]', '["IVI_S3_ACCESS_KEY"]',
+     "the setup task does not get IVI_S3_SECRET_KEY"),
+    ("aws", "    environment = local.to_env.worker\n",
+     "    environment = local.to_env.worker\n    mountPoints = [{ sourceVolume = \"data\", containerPath = \"/data\" }]\n",
+     "a worker mounts mountPoints"),
+    ("azure", "setup_environment = merge(local.common_environment, {",
+     "setup_environment = merge(local.common_environment, { IVI_S3_HOST = \"10.0.0.9\", ",
+     "IVI_S3_HOST: setup \"10.0.0.9\" != worker local.minio_ip"),
+    ("azure", "    termination_grace_period_seconds = 120\n",
+     "    termination_grace_period_seconds = 120\n    volume {\n      name = \"data\"\n    }\n",
+     "a worker mounts volume data"),
+    ("azure", 'resource "azurerm_public_ip" "minio" {',
+     'resource "azurerm_storage_share" "locks" {\n}\n\nresource "azurerm_public_ip" "minio" {',
+     "resource type azurerm_storage_share (a shared file system)"),
+])
+def test_a_worker_that_shares_a_volume_or_sees_another_store_is_reported(
+    tmp_path: Path, module: str, old: str, new: str, problem: str
+) -> None:
+    assert problem in shared_state_problems(broken_copy(tmp_path, module, old, new))

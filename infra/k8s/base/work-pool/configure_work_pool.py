@@ -5,9 +5,10 @@ Run by the setup Job (infra/k8s/base/setup-job.yaml) before `python -m deploymen
     python configure_work_pool.py base-job-template.json
 
 `base-job-template.json` is prefect-kubernetes' default template with what every flow run of
-this project needs: the `ivi-config` ConfigMap as environment, the shared `ivi-data` volume
-at IVI_DATA_DIR (the flows' locks), a writable /tmp on a read-only root filesystem, a
-service account without API access, resource requests and a TTL for finished Jobs. Two
+this project needs: the `ivi-config` ConfigMap as environment, a writable /tmp (an emptyDir of
+the pod's own) on a read-only root filesystem, a service account without API access, resource
+requests and a TTL for finished Jobs. No volume is shared between runs: the flows' lock and
+results live in the object store (`_ivi/locks/`, `_ivi/results/` in the processed bucket). Two
 defaults are only known in the cluster, so they come from the environment:
 
 - FLOW_RUN_IMAGE: the image the flows run in (the overlays copy the worker's image here);

@@ -54,12 +54,11 @@ provider "kustomization" {
 module "pipeline" {
   source = "../../modules/k8s"
 
-  image              = var.image
-  lock_storage_class = var.lock_storage_class
-  namespace          = var.namespace
-  relay_replicas     = var.relay_replicas
-  worker_replicas    = var.worker_replicas
-  powerbi_push_urls  = var.powerbi_push_urls
+  image             = var.image
+  namespace         = var.namespace
+  relay_replicas    = var.relay_replicas
+  worker_replicas   = var.worker_replicas
+  powerbi_push_urls = var.powerbi_push_urls
 }
 
 output "namespace" {

@@ -4,10 +4,6 @@ variable "image" {
   type = string
 }
 
-variable "lock_storage_class" {
-  type = string
-}
-
 variable "namespace" {
   type    = string
   default = "ivi"

@@ -62,85 +62,15 @@ resource "aws_iam_role_policy" "execution_secret" {
   })
 }
 
-# Used by the worker's processes: mount the shared lock volume, nothing else (S3 goes
-# through the pipeline user's keys kept in the Prefect block).
+# Used by the worker's processes. No permission: S3 goes through the pipeline user's keys kept
+# in the Prefect block, and nothing is shared on disk. The per-object-version lock
+# (`_ivi/locks/`) and Prefect's results with the Power BI batch cache (`_ivi/results/`, block
+# ivi-results) live in the processed bucket, which every worker task reaches; a task keeps
+# nothing another task needs.
 resource "aws_iam_role" "worker" {
   name               = "${var.name}-worker"
   assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
   tags               = local.tags
-}
-
-resource "aws_iam_role_policy" "worker_efs" {
-  name = "mount-lock-volume"
-  role = aws_iam_role.worker.id
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect   = "Allow"
-      Action   = ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"]
-      Resource = aws_efs_file_system.locks.arn
-      Condition = {
-        StringEquals = { "elasticfilesystem:AccessPointArn" = aws_efs_access_point.locks.arn }
-      }
-    }]
-  })
-}
-
-# --- Shared lock volume ----------------------------------------------------------------------
-# process_object keeps a lock file per object version under IVI_DATA_DIR/locks (Prefect's
-# FileSystemLockManager). On one machine that stops two runs of the same version from working
-# at once; across worker tasks the directory has to be shared, hence EFS. The lock is
-# best-effort (check then write): the report check before and after it is what makes a
-# duplicate run a no-op.
-
-resource "aws_efs_file_system" "locks" {
-  creation_token = "${var.name}-locks"
-  encrypted      = true
-  tags           = merge(local.tags, { Name = "${var.name}-locks" })
-}
-
-resource "aws_security_group" "efs" {
-  name        = "${var.name}-efs"
-  description = "Lock volume: NFS from the worker tasks."
-  vpc_id      = var.vpc_id
-  tags        = local.tags
-}
-
-resource "aws_vpc_security_group_ingress_rule" "efs_from_tasks" {
-  security_group_id            = aws_security_group.efs.id
-  ip_protocol                  = "tcp"
-  from_port                    = 2049
-  to_port                      = 2049
-  referenced_security_group_id = aws_security_group.tasks.id
-}
-
-resource "aws_efs_mount_target" "locks" {
-  for_each = toset(var.private_subnet_ids)
-
-  file_system_id  = aws_efs_file_system.locks.id
-  subnet_id       = each.value
-  security_groups = [aws_security_group.efs.id]
-}
-
-# Every file is owned by uid/gid 10001, the image's user (infra/docker/Dockerfile), whatever user a task runs as.
-resource "aws_efs_access_point" "locks" {
-  file_system_id = aws_efs_file_system.locks.id
-
-  posix_user {
-    uid = 10001
-    gid = 10001
-  }
-
-  root_directory {
-    path = "/ivi-data"
-    creation_info {
-      owner_uid   = 10001
-      owner_gid   = 10001
-      permissions = "0750"
-    }
-  }
-
-  tags = local.tags
 }
 
 # --- Task definitions ------------------------------------------------------------------------
@@ -269,18 +199,6 @@ resource "aws_ecs_task_definition" "worker" {
     cpu_architecture        = local.runtime_platform.cpu_architecture
   }
 
-  volume {
-    name = "data"
-    efs_volume_configuration {
-      file_system_id     = aws_efs_file_system.locks.id
-      transit_encryption = "ENABLED"
-      authorization_config {
-        access_point_id = aws_efs_access_point.locks.id
-        iam             = "ENABLED"
-      }
-    }
-  }
-
   container_definitions = jsonencode([{
     name      = "worker"
     image     = var.image
@@ -303,7 +221,6 @@ resource "aws_ecs_task_definition" "worker" {
     }
     environment = local.to_env.worker
     secrets     = local.to_secrets.worker
-    mountPoints = [{ sourceVolume = "data", containerPath = local.data_dir, readOnly = false }]
     # Fargate's longest grace period: a run in flight gets two minutes to finish.
     stopTimeout      = 120
     logConfiguration = local.log_options["worker"]
@@ -431,6 +348,5 @@ resource "aws_ecs_service" "worker" {
     rollback = true
   }
 
-  depends_on = [aws_efs_mount_target.locks]
-  tags       = local.tags
+  tags = local.tags
 }

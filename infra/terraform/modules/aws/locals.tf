@@ -9,7 +9,8 @@ locals {
   self_hosted  = var.prefect_api_url == ""
   relay_port   = 8000
   prefect_port = 4200
-  data_dir     = "/data"
+  # Per task, on the container's own disk: the flows keep nothing there (no shared volume).
+  data_dir = "/tmp/ivi-data"
   # The directory the flows run from: prefect.yaml has no `pull:` step, so the deployments
   # record the directory `python -m deployments.apply` ran in, and the worker must match it.
   app_dir = "/app"
@@ -71,7 +72,7 @@ locals {
   worker_environment = merge(local.common_environment, {
     PREFECT_WORKER_QUERY_SECONDS  = tostring(var.worker_query_seconds)
     PREFECT_WORKER_WEBSERVER_PORT = "8080"
-    # Per task, never on the shared volume: each task's runs go to its own engine.
+    # Per task: each task's runs go to its own engine.
     IVI_PREWARMED_ENGINE_SOCKET = "/tmp/ivi-engine/engine.sock"
   })
 

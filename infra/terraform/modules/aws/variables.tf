@@ -56,12 +56,12 @@ variable "public_subnet_ids" {
 }
 
 variable "private_subnet_ids" {
-  description = "Private subnets (two or more availability zones, with a NAT gateway or VPC endpoints for ECR/S3/Secrets Manager/Logs) for the tasks, the database and EFS."
+  description = "Private subnets (two or more availability zones, with a NAT gateway or VPC endpoints for ECR/S3/Secrets Manager/Logs) for the tasks and the database."
   type        = list(string)
 
   validation {
     condition     = length(var.private_subnet_ids) >= 2
-    error_message = "RDS and EFS need private subnets in at least two availability zones."
+    error_message = "RDS needs private subnets in at least two availability zones."
   }
 }
 
@@ -236,7 +236,7 @@ variable "work_pool" {
 }
 
 variable "worker_count" {
-  description = "Worker tasks. Each runs flow runs as processes; they share an EFS volume for the per-object-version locks."
+  description = "Worker tasks. Each runs flow runs as processes; they share no volume (the locks and results live in the processed bucket)."
   type        = number
   default     = 1
 

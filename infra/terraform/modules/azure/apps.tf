@@ -16,15 +16,6 @@ resource "azurerm_container_app_environment" "this" {
   }
 }
 
-resource "azurerm_container_app_environment_storage" "locks" {
-  name                         = "ivi-data"
-  container_app_environment_id = azurerm_container_app_environment.this.id
-  account_name                 = azurerm_storage_account.locks.name
-  access_key                   = azurerm_storage_account.locks.primary_access_key
-  share_name                   = azurerm_storage_share.locks.name
-  access_mode                  = "ReadWrite"
-}
-
 locals {
   prefect_app_name  = "${var.name}-prefect"
   prefect_api_url   = local.self_hosted ? "http://${local.prefect_app_name}/api" : var.prefect_api_url
@@ -65,7 +56,7 @@ locals {
   worker_environment = merge(local.common_environment, {
     PREFECT_WORKER_QUERY_SECONDS  = tostring(var.worker_query_seconds)
     PREFECT_WORKER_WEBSERVER_PORT = "8080"
-    # Per replica, never on the shared volume: each replica's runs go to its own engine.
+    # Per replica: each replica's runs go to its own engine.
     IVI_PREWARMED_ENGINE_SOCKET = "/tmp/ivi-engine/engine.sock"
   })
   setup_environment = merge(local.common_environment, { IVI_S3_ACCESS_KEY = local.pipeline_access_key })
@@ -339,13 +330,6 @@ resource "azurerm_container_app" "worker" {
     max_replicas                     = var.worker_count
     termination_grace_period_seconds = 120
 
-    volume {
-      name          = "data"
-      storage_name  = azurerm_container_app_environment_storage.locks.name
-      storage_type  = "AzureFile"
-      mount_options = "dir_mode=0777,file_mode=0666"
-    }
-
     container {
       name   = "worker"
       image  = var.image
@@ -373,11 +357,6 @@ resource "azurerm_container_app" "worker" {
           name        = env.key
           secret_name = env.value
         }
-      }
-
-      volume_mounts {
-        name = "data"
-        path = local.data_dir
       }
 
       liveness_probe {

@@ -23,7 +23,8 @@ locals {
 
   relay_port   = 8000
   prefect_port = 4200
-  data_dir     = "/data"
+  # Per replica, on the container's own disk: the flows keep nothing there (no shared volume).
+  data_dir = "/tmp/ivi-data"
   # prefect.yaml has no `pull:` step: the deployments record the directory the setup job ran
   # `python -m deployments.apply` in, and the worker runs the flows from the same one.
   app_dir = "/app"

@@ -159,26 +159,3 @@ resource "azurerm_virtual_machine_data_disk_attachment" "minio" {
   lun                = local.minio_data_disk_lun
   caching            = "ReadOnly"
 }
-
-# --- Shared lock volume of the workers --------------------------------------------------------
-# process_object keeps a lock file per object version under IVI_DATA_DIR/locks; with several
-# worker replicas the directory must be shared (best-effort lock; the report check around it
-# is what makes a duplicate run a no-op).
-
-resource "azurerm_storage_account" "locks" {
-  name                            = "${var.name}locks${local.suffix}"
-  location                        = azurerm_resource_group.this.location
-  resource_group_name             = azurerm_resource_group.this.name
-  account_tier                    = "Standard"
-  account_replication_type        = "LRS"
-  min_tls_version                 = "TLS1_2"
-  https_traffic_only_enabled      = true
-  allow_nested_items_to_be_public = false
-  tags                            = local.tags
-}
-
-resource "azurerm_storage_share" "locks" {
-  name               = "ivi-data"
-  storage_account_id = azurerm_storage_account.locks.id
-  quota              = 5
-}

@@ -1,13 +1,13 @@
 # --- Naming and placement -----------------------------------------------------------------
 
 variable "name" {
-  description = "Prefix of every resource name. Key Vault and the file storage account add a random suffix (their names are global)."
+  description = "Prefix of every resource name. Key Vault and the PostgreSQL server add a random suffix (their names are global)."
   type        = string
   default     = "ivi"
 
   validation {
     condition     = can(regex("^[a-z][a-z0-9]{1,11}$", var.name))
-    error_message = "name must be 2-12 lower-case letters and digits, starting with a letter (it becomes part of storage account and Key Vault names)."
+    error_message = "name must be 2-12 lower-case letters and digits, starting with a letter (it becomes part of the Key Vault and PostgreSQL server names)."
   }
 }
 
@@ -188,7 +188,7 @@ variable "work_pool" {
 }
 
 variable "worker_count" {
-  description = "Worker replicas; they share an Azure Files volume for the per-object-version locks."
+  description = "Worker replicas; they share no volume (the locks and results live in the processed bucket)."
   type        = number
   default     = 1
 

@@ -5,9 +5,13 @@
 #   2. the official prefect-server and MinIO charts with infra/k8s/helm/*-values.yaml
 #      (MinIO creates the buckets, the pipeline's user and the raw bucket's webhook to the relay);
 #   3. the production overlay infra/k8s/overlays/prod (relay + PDB, Kubernetes-pool worker and
-#      its RBAC, setup Job, lock volume, ConfigMap ivi-config), re-targeted at this namespace,
-#      image and these settings through a kustomize overlay (kbst/kustomization provider),
-#      so that the manifests stay in one place and `kubectl kustomize` and terraform agree.
+#      its RBAC, setup Job, ConfigMap ivi-config), re-targeted at this namespace, image and
+#      these settings through a kustomize overlay (kbst/kustomization provider), so that the
+#      manifests stay in one place and `kubectl kustomize` and terraform agree.
+#
+# No volume is shared between pods, so no storage class is needed: the flows' lock
+# (`_ivi/locks/`) and Prefect's results with the Power BI batch cache (`_ivi/results/`) live
+# in the processed bucket of MinIO, which every flow-run pod reaches.
 
 locals {
   k8s_dir     = "${path.module}/../../../k8s"
@@ -217,15 +221,6 @@ data "kustomization_overlay" "pipeline" {
         name = "work-pool"
         env  = [{ name = "FLOW_RUN_IMAGE", value = var.image }]
       }] } } }
-    })
-  }
-
-  patches {
-    patch = yamlencode({
-      apiVersion = "v1"
-      kind       = "PersistentVolumeClaim"
-      metadata   = { name = "ivi-data" }
-      spec       = { storageClassName = var.lock_storage_class }
     })
   }
 

@@ -52,16 +52,6 @@ variable "work_pool" {
   }
 }
 
-variable "lock_storage_class" {
-  description = "A ReadWriteMany storage class for the flows' shared lock volume (efs-sc on EKS, azurefile-csi on AKS, standard-rwx on GKE, nfs-csi, cephfs)."
-  type        = string
-
-  validation {
-    condition     = length(trimspace(var.lock_storage_class)) > 0
-    error_message = "lock_storage_class must name a ReadWriteMany storage class of the cluster."
-  }
-}
-
 variable "prefect_server_chart_version" {
   description = "Version of the prefect-server chart (https://prefecthq.github.io/prefect-helm); infra/k8s/helm/prefect-server-values.yaml is written for it."
   type        = string

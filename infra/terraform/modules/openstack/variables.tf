@@ -104,7 +104,7 @@ variable "ssh_public_key" {
 }
 
 variable "volume_size_gb" {
-  description = "Size of the Cinder volume holding Docker's data: the buckets, MinIO's event queue, PostgreSQL, the lock directory."
+  description = "Size of the Cinder volume holding Docker's data: the buckets (with the flows' locks and results), MinIO's event queue, PostgreSQL."
   type        = number
   default     = 100
 

@@ -1,0 +1,104 @@
+"""What the workers share lives in the object store, not on a disk: checked at import level.
+
+The deployment manifests (tests/test_compose.py, tests/test_k8s.py, tests/test_terraform.py)
+check that no worker mounts a volume shared with another one, and that the setup step saves
+the store's blocks for the store every worker reaches. That is only enough if the flows
+really keep their shared state there:
+
+- both flows persist their results (and so the Power BI batch cache of `push_batch`) in the
+  S3Bucket block `ivi-results`, which the setup step saves in the processed bucket;
+- the per-object-version lock is an `ObjectStoreLease` in the processed bucket.
+
+No server is needed: `Block.save` and `MinIOCredentials.load` are replaced by fakes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from prefect.blocks.core import Block
+from prefect_aws import MinIOCredentials, S3Bucket
+
+import blocks.register
+import flows.process_object
+from blocks.objectstore import (
+    MINIO_CREDENTIALS_BLOCK,
+    RESULT_STORAGE,
+    RESULTS_BLOCK,
+    RESULTS_FOLDER,
+    minio_credentials,
+)
+from flows.backfill import backfill
+from flows.export_powerbi import push_batch
+from flows.process_object import process_object, version_lock
+from flows.store import ObjectVersion
+from ivi.settings import Settings
+from objectstore.lease import LOCKS_PREFIX, ObjectStoreLease, lock_object_key
+
+
+def store_settings() -> Settings:
+    """Settings of a worker whose store is not the default one (so that a default cannot pass)."""
+    return Settings(
+        _env_file=None, s3_host="store.example", s3_port=9123, s3_secure=True,
+        s3_access_key="pipeline", s3_secret_key="s3-secret-for-tests",
+        processed_bucket="shared-processed", raw_bucket="shared-raw",
+    )
+
+
+def test_both_flows_persist_their_results_in_the_shared_block() -> None:
+    assert RESULT_STORAGE == f"s3-bucket/{RESULTS_BLOCK}"
+    assert process_object.result_storage == RESULT_STORAGE
+    assert backfill.result_storage == RESULT_STORAGE
+    # The Power BI batch cache is a persisted task result: it must inherit the flow's storage,
+    # not name a storage (a local one would be one worker's disk) of its own.
+    assert push_batch.persist_result is True
+    assert push_batch.result_storage is None
+
+
+def test_register_blocks_saves_the_credentials_and_the_results_bucket(monkeypatch: pytest.MonkeyPatch) -> None:
+    saved: dict[str, Block] = {}
+
+    def fake_save(self: Block, name: str | None = None, overwrite: bool = False, **_: Any) -> None:
+        assert overwrite, f"block {name} must be saved again on every setup run"
+        assert name is not None
+        saved[name] = self
+
+    monkeypatch.setattr(Block, "save", fake_save)
+    monkeypatch.setattr(blocks.register, "register_powerbi_blocks", lambda _settings: [])
+    settings = store_settings()
+    names = blocks.register.register_blocks(settings)
+
+    assert set(names) == {MINIO_CREDENTIALS_BLOCK, RESULTS_BLOCK} == set(saved)
+    credentials, results = saved[MINIO_CREDENTIALS_BLOCK], saved[RESULTS_BLOCK]
+    assert isinstance(credentials, MinIOCredentials) and isinstance(results, S3Bucket)
+    assert credentials.aws_client_parameters.endpoint_url == "https://store.example:9123"
+    assert credentials.minio_root_user == "pipeline"
+    assert credentials.minio_root_password.get_secret_value() == "s3-secret-for-tests"
+    # the results go to the processed bucket, through the same store and keys
+    assert results.bucket_name == "shared-processed"
+    assert results.bucket_folder == RESULTS_FOLDER
+    assert RESULTS_FOLDER.startswith("_ivi/") and LOCKS_PREFIX.startswith("_ivi/")
+    assert results.credentials == credentials
+
+
+def test_the_version_lock_is_a_lease_in_the_processed_bucket(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = store_settings()
+    credentials = minio_credentials(settings)
+    loaded: list[str] = []
+
+    def fake_load(cls: type[MinIOCredentials], name: str, *args: Any, **kwargs: Any) -> MinIOCredentials:
+        loaded.append(name)
+        return credentials
+
+    monkeypatch.setattr(MinIOCredentials, "load", classmethod(fake_load))
+    lease = version_lock(settings, ObjectVersion(bucket="raw", key="k.csv", etag="etag", size=1))
+
+    assert loaded == [MINIO_CREDENTIALS_BLOCK]
+    assert isinstance(lease, ObjectStoreLease)
+    assert lease.bucket == "shared-processed"
+    assert lease.resource == "raw/k.csv@etag"
+    assert lease.key == lock_object_key("raw/k.csv@etag") and lease.key.startswith(LOCKS_PREFIX)
+    # the lease talks to the store the block names (boto3 client, never a local file)
+    assert lease.s3.meta.endpoint_url == "https://store.example:9123"
+    assert flows.process_object.LOCK_LEASE_SECONDS == lease.lease_seconds
