@@ -82,19 +82,12 @@ def test_register_blocks_saves_the_credentials_and_the_results_bucket(monkeypatc
     assert results.credentials == credentials
 
 
-def test_the_version_lock_is_a_lease_in_the_processed_bucket(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_version_lock_is_a_lease_in_the_processed_bucket() -> None:
     settings = store_settings()
-    credentials = minio_credentials(settings)
-    loaded: list[str] = []
+    lease = version_lock(
+        settings, ObjectVersion(bucket="raw", key="k.csv", etag="etag", size=1), minio_credentials(settings)
+    )
 
-    def fake_load(cls: type[MinIOCredentials], name: str, *args: Any, **kwargs: Any) -> MinIOCredentials:
-        loaded.append(name)
-        return credentials
-
-    monkeypatch.setattr(MinIOCredentials, "load", classmethod(fake_load))
-    lease = version_lock(settings, ObjectVersion(bucket="raw", key="k.csv", etag="etag", size=1))
-
-    assert loaded == [MINIO_CREDENTIALS_BLOCK]
     assert isinstance(lease, ObjectStoreLease)
     assert lease.bucket == "shared-processed"
     assert lease.resource == "raw/k.csv@etag"
