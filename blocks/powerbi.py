@@ -1,7 +1,7 @@
 """Power BI destinations as Prefect blocks: where rows go and the secret that lets them in.
 
 One block per contract, saved as `powerbi-<contract>`. Both classes satisfy the `Destination`
-protocol of `flows/powerbi_push.py`, so the push code does not care which one it holds:
+protocol of `powerbi/push.py`, so the push code does not care which one it holds:
 
 - `PowerBIStreamingDataset`: a push URL, whose `key=` query parameter is the secret;
 - `PowerBIPushDataset`: a push dataset's table through the REST API, authenticated by an
@@ -25,7 +25,7 @@ import requests
 from prefect.blocks.core import Block
 from pydantic import Field, PrivateAttr, SecretStr
 
-from flows.powerbi_push import (
+from powerbi.push import (
     MAX_BYTES_PER_POST,
     STREAMING_MAX_BYTES,
     Batch,

@@ -30,7 +30,7 @@ from prefect.context import FlowRunContext
 from prefect.deployments import run_deployment
 
 from blocks.objectstore import RESULT_STORAGE
-from flows import store
+from objectstore import store
 from flows.process_object import s3_client
 from ivi.settings import Settings
 

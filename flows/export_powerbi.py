@@ -28,7 +28,7 @@ from prefect.states import State
 from prefect.transactions import CommitMode, transaction
 
 from blocks.powerbi import PowerBIPushDataset, PowerBIStreamingDataset, block_name
-from flows.powerbi_push import Batch, Destination, PowerBIUnavailable, post_batch, rows_to_json_batches
+from powerbi.push import Batch, Destination, PowerBIUnavailable, post_batch, rows_to_json_batches
 from processing.clean import POLARS_TYPES
 from processing.contract import Contract
 

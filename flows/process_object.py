@@ -32,7 +32,7 @@ from prefect_aws import MinIOCredentials
 from urllib3.exceptions import HTTPError
 
 from blocks.objectstore import MINIO_CREDENTIALS_BLOCK, RESULT_STORAGE
-from flows import store
+from objectstore import store
 from flows.artifacts import publish_artifacts
 from flows.export_powerbi import export_powerbi
 from ivi.settings import Settings

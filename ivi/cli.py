@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _powerbi(args: argparse.Namespace) -> int:
     """`ivi powerbi create-dataset`: errors in one line, never with a secret or a traceback."""
-    from flows.powerbi_push import PowerBIError
+    from powerbi.push import PowerBIError
     from ivi.powerbi_command import create_dataset
     from ivi.settings import load_settings
     from processing.contract import ContractError

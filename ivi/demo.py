@@ -38,7 +38,7 @@ def _demo_files(work: Path) -> dict[str, Path]:
 
 
 def run_demo(settings: Settings | None = None) -> int:
-    from flows.store import OutputKeys, minio_client, read_report
+    from objectstore.store import OutputKeys, minio_client, read_report
     from ivi import stack
 
     rc = stack.up(settings)

@@ -19,7 +19,7 @@ import requests
 from pydantic import SecretStr
 
 from blocks.powerbi import LOOPBACK_HOSTS, PowerBIPushDataset, block_name
-from flows.powerbi_push import PowerBIRejected, redact, service_message
+from powerbi.push import PowerBIRejected, redact, service_message
 from ivi.settings import Settings
 from processing.contract import Contract, load_contract
 

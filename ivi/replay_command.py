@@ -31,7 +31,7 @@ from minio import Minio
 from minio.error import S3Error
 from urllib3.exceptions import HTTPError
 
-from flows import store
+from objectstore import store
 from ivi.cli import EXIT_OK, EXIT_REJECTED
 from ivi.settings import Settings, load_settings
 from processing.contract import contract_for_key

@@ -207,7 +207,7 @@ def start(settings: Settings, *, configure: bool = True) -> list[str]:
 
 def relay_command(settings: Settings) -> list[str]:
     return [
-        sys.executable, "-m", "uvicorn", "deployments.relay:app",
+        sys.executable, "-m", "uvicorn", "relay.app:app",
         "--host", settings.relay_host, "--port", str(settings.relay_port),
         "--log-level", "info",
     ]

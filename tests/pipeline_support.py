@@ -9,7 +9,7 @@ from typing import Any
 
 from minio import Minio
 
-from flows.store import OutputKeys, minio_client, read_report
+from objectstore.store import OutputKeys, minio_client, read_report
 from ivi.settings import Settings
 from tests.stack_support import prefect_request
 

@@ -547,7 +547,7 @@ def test_minio_webhook_targets_the_relay_with_a_persistent_queue() -> None:
     endpoint = urlsplit(target["ENDPOINT"])
     assert endpoint.hostname == RELAY and endpoint.port == listening_port(RELAY)
     assert endpoint.port == container_settings(RELAY).relay_port
-    from deployments.relay import create_app
+    from relay.app import create_app
 
     routes = {getattr(route, "path", "") for route in create_app(container_settings(RELAY)).routes}
     assert endpoint.path in routes
@@ -561,7 +561,7 @@ def test_minio_webhook_targets_the_relay_with_a_persistent_queue() -> None:
 
 
 def test_the_relay_accepts_the_token_minio_sends() -> None:
-    from deployments.relay import create_app
+    from relay.app import create_app
 
     header = minio_authorization(webhook_settings()["PRIMARY"]["AUTH_TOKEN"])
     with TestClient(create_app(container_settings(RELAY))) as client:
@@ -637,7 +637,7 @@ def dockerignored(path: str) -> bool:
 def test_the_build_context_has_what_runs_and_no_local_secrets() -> None:
     needed = [
         "pyproject.toml", "README.md", "prefect.yaml", "contracts/vendas.toml",
-        "flows/process_object.py", "deployments/relay.py", "blocks/register.py",
+        "flows/process_object.py", "relay/app.py", "blocks/register.py",
         "processing/contract.py", "ivi/settings.py", "powerbi_standin/app.py",
         "bench/generate_messy.py", "infra/docker/healthcheck.py",
     ]

@@ -20,7 +20,7 @@ import pytest
 
 from ivi import prefect_stack, seaweed
 from ivi import stack as ivi_stack
-from flows.store import OutputKeys
+from objectstore.store import OutputKeys
 from ivi.settings import Settings
 from powerbi_standin.faults import Fault, FaultQueue
 from tests.fault_support import (

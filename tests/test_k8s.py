@@ -263,7 +263,7 @@ def test_relay_probes_hit_healthz_on_the_port_its_service_targets(entry: str) ->
 
 
 def relay_routes() -> dict[str, set[str]]:
-    from deployments.relay import create_app
+    from relay.app import create_app
 
     app = create_app(Settings(webhook_token="test-only-token"))
     methods: dict[str, set[str]] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flows.store import OutputKeys, output_base
+from objectstore.store import OutputKeys, output_base
 
 
 def _names(key: str) -> dict[str, set[str]]:

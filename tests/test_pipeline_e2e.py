@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from flows.artifacts import artifact_key
-from flows.store import OutputKeys
+from objectstore.store import OutputKeys
 from ivi.settings import Settings
 from tests.pipeline_support import (
     artifacts_with_key,

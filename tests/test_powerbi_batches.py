@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flows.powerbi_push import (
+from powerbi.push import (
     MAX_STRING_CHARS,
     Batch,
     RowTooLarge,

@@ -11,7 +11,7 @@ import requests
 from pydantic import SecretStr
 
 from blocks.powerbi import PowerBIPushDataset
-from flows.powerbi_push import RetryPolicy, post_batch, rows_to_json_batches
+from powerbi.push import RetryPolicy, post_batch, rows_to_json_batches
 from ivi.powerbi_command import create_dataset, create_dataset_block, dataset_definition
 from ivi.settings import Settings
 from processing.contract import load_contract

@@ -18,7 +18,7 @@ import requests
 from pydantic import SecretStr
 
 from blocks.powerbi import PowerBIPushDataset, PowerBIStreamingDataset, block_name
-from flows.powerbi_push import (
+from powerbi.push import (
     Batch,
     PostStats,
     PowerBIError,
@@ -342,7 +342,7 @@ def test_push_batch_retries_what_a_later_attempt_can_get_past() -> None:
     from prefect.states import Completed, Failed
 
     from flows.export_powerbi import _retry_when_unavailable
-    from flows.powerbi_push import PowerBIRejected, PowerBIUnavailable
+    from powerbi.push import PowerBIRejected, PowerBIUnavailable
 
     def failed_with(error: Exception) -> Any:
         return Failed(data=error)

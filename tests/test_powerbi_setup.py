@@ -14,7 +14,7 @@ from pydantic import SecretStr
 
 from blocks import powerbi_setup
 from blocks.powerbi import PowerBIPushDataset, PowerBIStreamingDataset
-from flows.powerbi_push import RetryPolicy, post_batch, rows_to_json_batches
+from powerbi.push import RetryPolicy, post_batch, rows_to_json_batches
 from ivi.settings import Settings
 from processing.contract import load_contract
 from tests.powerbi_support import StandIn

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from deployments.relay import create_app
+from relay.app import create_app
 from ivi import prefect_stack
 from ivi.settings import Settings
 

@@ -41,7 +41,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from deployments.apply import PREFECT_FILE, deploy_env
-from deployments.store_events import CreatedObject
+from relay.store_events import CreatedObject
 from ivi.settings import REPO_ROOT, Settings
 
 RECONCILE_EVERY_SECONDS = 300  # the design: every 5 minutes

@@ -83,7 +83,7 @@ def relay_document() -> dict[str, Any]:
     """
     from pydantic import SecretStr
 
-    from deployments.relay import create_app
+    from relay.app import create_app
 
     settings = Settings(_env_file=None, webhook_token=SecretStr("x" * 32))  # type: ignore[call-arg]
     return create_app(settings).openapi()

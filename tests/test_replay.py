@@ -14,7 +14,7 @@ import pytest
 
 from ivi.cli import main
 from ivi.replay_command import ReplayRefused, replay, replay_key
-from flows.store import OutputKeys
+from objectstore.store import OutputKeys
 from ivi.settings import Settings
 from processing.contract import load_contract
 from processing.replay import REUSED_ID_REASON, ReplayError, build_replay

@@ -53,7 +53,7 @@ import pytest
 from pydantic import SecretStr
 
 from blocks.powerbi_setup import standin_push_key
-from flows.store import OutputKeys
+from objectstore.store import OutputKeys
 from ivi.settings import REPO_ROOT, Settings
 from tests.pipeline_support import (
     s3,
@@ -397,7 +397,7 @@ def test_the_relay_compares_the_token_in_constant_time(monkeypatch: pytest.Monke
     """Every token shape goes through `hmac.compare_digest` (no `==`, no length check first)."""
     import hmac
 
-    import deployments.relay as relay
+    import relay.app as relay
 
     token = token_source.token_urlsafe(24)
     calls: list[tuple[bytes, bytes]] = []
@@ -576,7 +576,7 @@ def test_a_sender_that_stalls_over_the_limit_gets_413_without_holding_the_relay(
 ) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from deployments.relay import DRAIN_SECONDS
+    from relay.app import DRAIN_SECONDS
 
     head = request_head("/minio/events", bearer(stack), "Transfer-Encoding: chunked")
     body = _chunked(_json_of_size(stack.relay_max_body_bytes + 1), end=False)  # never ends

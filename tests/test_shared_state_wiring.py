@@ -32,7 +32,7 @@ from blocks.objectstore import (
 from flows.backfill import backfill
 from flows.export_powerbi import push_batch
 from flows.process_object import process_object, version_lock
-from flows.store import ObjectVersion
+from objectstore.store import ObjectVersion
 from ivi.settings import Settings
 from objectstore.lease import LOCKS_PREFIX, ObjectStoreLease, lock_object_key
 

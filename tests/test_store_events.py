@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deployments.store_events import (
+from relay.store_events import (
     CreatedObject,
     Ignored,
     minio_outcomes,

@@ -21,7 +21,7 @@ import httpx
 import psutil
 import pytest
 
-from flows.store import OutputKeys
+from objectstore.store import OutputKeys
 from ivi import prefect_stack
 from ivi.settings import REPO_ROOT, Settings
 from tests.fault_support import (

@@ -126,7 +126,7 @@ resource "aws_ecs_task_definition" "relay" {
     essential = true
     # As ivi/stack.py's relay_command, listening on every interface of the task.
     command = [
-      "python", "-m", "uvicorn", "deployments.relay:app",
+      "python", "-m", "uvicorn", "relay.app:app",
       "--host", "0.0.0.0", "--port", tostring(local.relay_port),
       "--log-level", "info",
     ]

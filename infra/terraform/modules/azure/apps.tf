@@ -143,7 +143,7 @@ resource "azurerm_container_app" "relay" {
       image   = var.image
       cpu     = var.container_sizes.relay.cpu
       memory  = var.container_sizes.relay.memory
-      command = ["python", "-m", "uvicorn", "deployments.relay:app", "--host", "0.0.0.0", "--port", tostring(local.relay_port), "--log-level", "info"]
+      command = ["python", "-m", "uvicorn", "relay.app:app", "--host", "0.0.0.0", "--port", tostring(local.relay_port), "--log-level", "info"]
 
       dynamic "env" {
         for_each = local.relay_environment

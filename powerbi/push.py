@@ -1,7 +1,7 @@
 """Pushing rows to Power BI: one POST with retries, and the errors a push can end with.
 
 Plain functions, importable and testable without Prefect (the task wrappers live with the
-flow). `rows_to_json_batches` (in `flows/powerbi_batches.py`, re-exported here) turns rows into
+flow). `rows_to_json_batches` (in `powerbi/batches.py`, re-exported here) turns rows into
 numbered, deterministic batches within the service's limits; then:
 
 - `post_batch` sends one batch: a 429 waits for its Retry-After, a 5xx or a broken connection
@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 import requests
 
-from flows.powerbi_batches import (
+from powerbi.batches import (
     MAX_BYTES_PER_POST,
     MAX_ROWS_PER_POST,
     MAX_STRING_CHARS,

@@ -37,7 +37,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
 
-from deployments.store_events import (
+from relay.store_events import (
     MINIO_BODY_SCHEMA,
     SEAWEEDFS_BODY_SCHEMA,
     CreatedObject,
