@@ -8,6 +8,7 @@ Prefect settings point at the server (`ivi up` does that for you).
 from __future__ import annotations
 
 from blocks.objectstore import save_objectstore_blocks
+from blocks.pipeline import PIPELINE_BLOCK, PipelineBuckets
 from blocks.powerbi_setup import register_powerbi_blocks
 from ivi.settings import Settings
 
@@ -18,8 +19,13 @@ def register_blocks(settings: Settings) -> list[str]:
     A Power BI block's name comes with where its rows go (never its key or secret).
     """
     objectstore = save_objectstore_blocks(settings)
+    PipelineBuckets(
+        raw_bucket=settings.raw_bucket,
+        processed_bucket=settings.processed_bucket,
+        quarantine_bucket=settings.quarantine_bucket,
+    ).save(PIPELINE_BLOCK, overwrite=True)
     powerbi = [f"{name} ({where})" for name, where in register_powerbi_blocks(settings)]
-    return [*objectstore, *powerbi]
+    return [*objectstore, PIPELINE_BLOCK, *powerbi]
 
 
 if __name__ == "__main__":

@@ -30,9 +30,9 @@ from prefect.context import FlowRunContext
 from prefect.deployments import run_deployment
 
 from blocks.objectstore import RESULT_STORAGE
+from blocks.pipeline import load_buckets
 from objectstore import store
 from flows.process_object import s3_client
-from ivi.settings import Settings
 
 PROCESS_OBJECT_DEPLOYMENT = "process_object/process-object"
 PROCESS_OBJECT_FLOW = "process_object"
@@ -43,7 +43,7 @@ PAGE = 200
 def list_unprocessed(bucket: str, prefix: str, force: bool) -> list[store.ObjectVersion]:
     """CSV objects under the prefix whose report does not hold their current eTag."""
     client = s3_client()
-    processed_bucket = Settings().processed_bucket
+    processed_bucket = load_buckets().processed_bucket
     pending = []
     for version in store.list_csv_objects(client, bucket, prefix):
         if not force:

@@ -32,10 +32,10 @@ from prefect_aws import MinIOCredentials
 from urllib3.exceptions import HTTPError
 
 from blocks.objectstore import MINIO_CREDENTIALS_BLOCK, RESULT_STORAGE
+from blocks.pipeline import PipelineBuckets, load_buckets
 from objectstore import store
 from flows.artifacts import publish_artifacts
 from flows.export_powerbi import export_powerbi
-from ivi.settings import Settings
 from objectstore.lease import ObjectStoreLease
 from processing.contract import Contract, ContractError, contract_for_key, load_contract
 from processing.errors import FileRejected
@@ -99,34 +99,34 @@ def clean(path: Path, contract: Contract, out_dir: Path, stem: str) -> Report:
 
 @task(name="export-csv", retries=4, retry_delay_seconds=[1, 2, 4, 8], retry_condition_fn=_retry_on_transient,
       cache_policy=NO_CACHE)
-def export_csv(client: Minio, settings: Settings, report: Report, keys: store.OutputKeys) -> dict[str, str]:
+def export_csv(client: Minio, buckets: PipelineBuckets, report: Report, keys: store.OutputKeys) -> dict[str, str]:
     """Upload the clean CSV and JSON, and the quarantined rows when there are any."""
     outputs = {
-        "csv": store.put_file(client, settings.processed_bucket, keys.csv, Path(report.outputs["csv"]), "text/csv"),
+        "csv": store.put_file(client, buckets.processed_bucket, keys.csv, Path(report.outputs["csv"]), "text/csv"),
         "json": store.put_file(
-            client, settings.processed_bucket, keys.json, Path(report.outputs["json"]), "application/json"
+            client, buckets.processed_bucket, keys.json, Path(report.outputs["json"]), "application/json"
         ),
     }
     if "rejected" in report.outputs:
         outputs["rejected"] = store.put_file(
-            client, settings.quarantine_bucket, keys.rejected, Path(report.outputs["rejected"]), "text/csv"
+            client, buckets.quarantine_bucket, keys.rejected, Path(report.outputs["rejected"]), "text/csv"
         )
     return outputs
 
 
 @task(name="quarantine-original", retries=4, retry_delay_seconds=[1, 2, 4, 8],
       retry_condition_fn=_retry_on_transient, cache_policy=NO_CACHE)
-def quarantine_original(client: Minio, settings: Settings, version: store.ObjectVersion) -> str:
+def quarantine_original(client: Minio, buckets: PipelineBuckets, version: store.ObjectVersion) -> str:
     return store.copy_object(
-        client, version, settings.quarantine_bucket, store.OutputKeys.for_key(version.key).original
+        client, version, buckets.quarantine_bucket, store.OutputKeys.for_key(version.key).original
     )
 
 
 @task(name="write-report", retries=4, retry_delay_seconds=[1, 2, 4, 8], retry_condition_fn=_retry_on_transient,
       cache_policy=NO_CACHE)
-def write_report(client: Minio, settings: Settings, keys: store.OutputKeys, document: dict[str, object]) -> str:
+def write_report(client: Minio, buckets: PipelineBuckets, keys: store.OutputKeys, document: dict[str, object]) -> str:
     """Written last: its presence with this eTag is what makes a later delivery a no-op."""
-    return store.put_json(client, settings.processed_bucket, keys.report, document)
+    return store.put_json(client, buckets.processed_bucket, keys.report, document)
 
 
 def _flow_run_id() -> str:
@@ -136,8 +136,8 @@ def _flow_run_id() -> str:
         return ""
 
 
-def _already_processed(client: Minio, settings: Settings, keys: store.OutputKeys, etag: str) -> bool:
-    report = store.read_report(client, settings.processed_bucket, keys.report)
+def _already_processed(client: Minio, buckets: PipelineBuckets, keys: store.OutputKeys, etag: str) -> bool:
+    report = store.read_report(client, buckets.processed_bucket, keys.report)
     return report is not None and report.get("source_etag") == etag
 
 
@@ -221,12 +221,12 @@ def take_version_lock(lease: ObjectStoreLease) -> None:
 
 
 def version_lock(
-    settings: Settings, version: store.ObjectVersion, credentials: MinIOCredentials
+    buckets: PipelineBuckets, version: store.ObjectVersion, credentials: MinIOCredentials
 ) -> ObjectStoreLease:
     """The lock of one object version: exact bucket, key and eTag, in the processed bucket."""
     return ObjectStoreLease(
         credentials.get_client("s3"),
-        settings.processed_bucket,
+        buckets.processed_bucket,
         f"{version.bucket}/{version.key}@{version.etag}",
         _lock_holder(),
         lease_seconds=LOCK_LEASE_SECONDS,
@@ -259,7 +259,7 @@ def process_object(
 ) -> State:
     """Validate, clean and export one CSV object; the run's state says what happened."""
     logger = get_run_logger()
-    settings = Settings()
+    buckets = load_buckets()
     started = time.perf_counter()
     credentials = MinIOCredentials.load(MINIO_CREDENTIALS_BLOCK)
     client = s3_client(credentials)
@@ -270,22 +270,22 @@ def process_object(
     if etag and etag.strip('"') != version.etag:
         logger.info("event eTag %s is not the object's current %s: processing the current version",
                     etag, version.etag)
-    if not force and _already_processed(client, settings, keys, version.etag):
+    if not force and _already_processed(client, buckets, keys, version.etag):
         return Completed(message=f"already processed: s3://{bucket}/{key} at eTag {version.etag}")
 
-    lease = version_lock(settings, version, credentials)
+    lease = version_lock(buckets, version, credentials)
     take_version_lock(lease)
     try:
-        if not force and _already_processed(client, settings, keys, version.etag):
+        if not force and _already_processed(client, buckets, keys, version.etag):
             return Completed(message=f"already processed: s3://{bucket}/{key} at eTag {version.etag}")
-        return _process_version(client, settings, version, keys, contract, started, lease)
+        return _process_version(client, buckets, version, keys, contract, started, lease)
     finally:
         lease.release()
 
 
 def _process_version(
     client: Minio,
-    settings: Settings,
+    buckets: PipelineBuckets,
     version: store.ObjectVersion,
     keys: store.OutputKeys,
     contract_name: str | None,
@@ -314,11 +314,11 @@ def _process_version(
                 reason=reason,
                 contract=document.get("contract", contract_name or ""),
                 input_rows=0, exported_rows=0, quarantined_rows=0, duplicate_rows=0,
-                outputs={"original": quarantine_original(client, settings, version)},
+                outputs={"original": quarantine_original(client, buckets, version)},
                 duration_s=round(time.perf_counter() - started, 3),
             )
             lease.check()
-            write_report(client, settings, keys, document)
+            write_report(client, buckets, keys, document)
             publish_artifacts(document, None)
             return Failed(message=f"{version.key} rejected: {reason}")
         except OSError as error:
@@ -334,7 +334,7 @@ def _process_version(
             return Failed(message=message)
         rejected_local = Path(report.outputs["rejected"]) if "rejected" in report.outputs else None
         lease.check()
-        csv_future = export_csv.submit(client, settings, report, keys)
+        csv_future = export_csv.submit(client, buckets, report, keys)
         powerbi_future = export_powerbi.submit(
             Path(report.outputs["csv"]), contract, report.columns, f"{version.bucket}/{version.key}@{version.etag}"
         )
@@ -346,7 +346,7 @@ def _process_version(
         document.update(status="processed", outputs=outputs, **powerbi.as_report())
         document["duration_s"] = round(time.perf_counter() - started, 3)
         lease.check()
-        outputs["report"] = write_report(client, settings, keys, document)
+        outputs["report"] = write_report(client, buckets, keys, document)
         publish_artifacts(document, rejected_local)
     return Completed(
         message=(

@@ -29,6 +29,7 @@ from blocks.objectstore import (
     RESULTS_FOLDER,
     minio_credentials,
 )
+from blocks.pipeline import PIPELINE_BLOCK, PipelineBuckets
 from flows.backfill import backfill
 from flows.export_powerbi import push_batch
 from flows.process_object import process_object, version_lock
@@ -69,7 +70,10 @@ def test_register_blocks_saves_the_credentials_and_the_results_bucket(monkeypatc
     settings = store_settings()
     names = blocks.register.register_blocks(settings)
 
-    assert set(names) == {MINIO_CREDENTIALS_BLOCK, RESULTS_BLOCK} == set(saved)
+    assert set(names) == {MINIO_CREDENTIALS_BLOCK, RESULTS_BLOCK, PIPELINE_BLOCK} == set(saved)
+    buckets = saved[PIPELINE_BLOCK]
+    assert isinstance(buckets, PipelineBuckets)
+    assert (buckets.raw_bucket, buckets.processed_bucket) == ("shared-raw", "shared-processed")
     credentials, results = saved[MINIO_CREDENTIALS_BLOCK], saved[RESULTS_BLOCK]
     assert isinstance(credentials, MinIOCredentials) and isinstance(results, S3Bucket)
     assert credentials.aws_client_parameters.endpoint_url == "https://store.example:9123"
@@ -84,8 +88,9 @@ def test_register_blocks_saves_the_credentials_and_the_results_bucket(monkeypatc
 
 def test_the_version_lock_is_a_lease_in_the_processed_bucket() -> None:
     settings = store_settings()
+    buckets = PipelineBuckets(processed_bucket=settings.processed_bucket)
     lease = version_lock(
-        settings, ObjectVersion(bucket="raw", key="k.csv", etag="etag", size=1), minio_credentials(settings)
+        buckets, ObjectVersion(bucket="raw", key="k.csv", etag="etag", size=1), minio_credentials(settings)
     )
 
     assert isinstance(lease, ObjectStoreLease)

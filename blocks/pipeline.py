@@ -1,0 +1,27 @@
+"""The pipeline's runtime configuration as a Prefect block: which buckets the flows use.
+
+The flows get everything they need from blocks and parameters, never from the environment
+of the process they run in: a Compose replica, a Kubernetes pod and `ivi up`'s worker then
+run the same flow the same way, configured once by the setup step.
+"""
+
+from __future__ import annotations
+
+from prefect.blocks.core import Block
+
+PIPELINE_BLOCK = "ivi-pipeline"
+
+
+class PipelineBuckets(Block):
+    """Where uploads arrive and where each kind of output goes."""
+
+    _block_type_name = "IVI Pipeline Buckets"
+    _description = "The buckets of Mini Pipeline IVI: uploads, clean outputs and reports, quarantine."
+
+    raw_bucket: str = "raw"
+    processed_bucket: str = "processed"
+    quarantine_bucket: str = "quarantine"
+
+
+def load_buckets() -> PipelineBuckets:
+    return PipelineBuckets.load(PIPELINE_BLOCK)  # type: ignore[no-any-return]
