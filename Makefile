@@ -3,7 +3,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install test bench demo up down status clean
+.PHONY: install test test-fast lint-imports bench demo up down status clean
 
 install: $(STAMP)
 
@@ -16,8 +16,16 @@ $(STAMP): pyproject.toml
 	$(UV) pip install -q --compile-bytecode --python $(VENV)/bin/python -e '.[dev]'
 	@touch $@
 
-test: install
+test: install lint-imports
 	$(VENV)/bin/pytest -q
+
+# The edit-test loop: the layers and every suite that starts no service (a few minutes).
+test-fast: install lint-imports
+	$(VENV)/bin/pytest -q -m "not services"
+
+# The import layers of docs/architecture.md (contracts in pyproject.toml).
+lint-imports: install
+	$(VENV)/bin/lint-imports
 
 bench: install
 	$(PY) bench/bench_process.py

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from prefect_aws import AwsClientParameters, MinIOCredentials, S3Bucket
 
-from ivi.settings import Settings
+from blocks.settings import SetupSettings
 
 MINIO_CREDENTIALS_BLOCK = "minio-credentials"
 RESULTS_BLOCK = "ivi-results"
@@ -21,7 +21,7 @@ RESULT_STORAGE = f"s3-bucket/{RESULTS_BLOCK}"  # what the flows pass as `result_
 RESULTS_FOLDER = "_ivi/results"  # in the processed bucket, beside `_ivi/locks/`
 
 
-def minio_credentials(settings: Settings) -> MinIOCredentials:
+def minio_credentials(settings: SetupSettings) -> MinIOCredentials:
     """The object store's credentials and endpoint as a prefect-aws block."""
     return MinIOCredentials(
         minio_root_user=settings.s3_access_key,
@@ -33,14 +33,14 @@ def minio_credentials(settings: Settings) -> MinIOCredentials:
     )
 
 
-def results_bucket(credentials: MinIOCredentials, settings: Settings) -> S3Bucket:
+def results_bucket(credentials: MinIOCredentials, settings: SetupSettings) -> S3Bucket:
     """Where every worker persists results and task caches (see the module's docstring)."""
     return S3Bucket(
         bucket_name=settings.processed_bucket, bucket_folder=RESULTS_FOLDER, credentials=credentials
     )
 
 
-def save_objectstore_blocks(settings: Settings) -> list[str]:
+def save_objectstore_blocks(settings: SetupSettings) -> list[str]:
     """Save the credentials, then the results bucket that refers to them; their names."""
     credentials = minio_credentials(settings)
     credentials.save(MINIO_CREDENTIALS_BLOCK, overwrite=True)

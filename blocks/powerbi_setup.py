@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
+from urllib.parse import urlsplit
 
 import requests
 from prefect.blocks.core import Block
@@ -28,8 +30,8 @@ from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 from pydantic import SecretStr
 
-from blocks.powerbi import PowerBIPushDataset, PowerBIStreamingDataset, block_name
-from ivi.settings import Settings
+from blocks.powerbi import LOOPBACK_HOSTS, PowerBIPushDataset, PowerBIStreamingDataset, block_name
+from blocks.settings import SetupSettings
 from processing.contract import Contract, available_contracts, load_contract
 
 STANDIN_TENANT = "ivi-standin"
@@ -46,13 +48,13 @@ def standin_dataset_id(contract: str) -> str:
     return f"ivi-{contract}"
 
 
-def standin_push_key(contract: str, settings: Settings) -> str:
+def standin_push_key(contract: str, settings: SetupSettings) -> str:
     """A push key that is secret (derived from the webhook token) yet the same on every `up`."""
     secret = settings.webhook_token.get_secret_value().encode()
     return hmac.new(secret, f"powerbi-standin/{contract}".encode(), hashlib.sha256).hexdigest()[:40]
 
 
-def standin_push_url(contract: str, settings: Settings) -> str:
+def standin_push_url(contract: str, settings: SetupSettings) -> str:
     return (
         f"{settings.powerbi_standin_url}/beta/{STANDIN_TENANT}/datasets/"
         f"{standin_dataset_id(contract)}/rows?key={standin_push_key(contract, settings)}"
@@ -60,7 +62,7 @@ def standin_push_url(contract: str, settings: Settings) -> str:
 
 
 def register_standin_dataset(
-    contract: Contract, settings: Settings, session: requests.Session | None = None
+    contract: Contract, settings: SetupSettings, session: requests.Session | None = None
 ) -> str:
     """Create (or re-declare, rows kept) the contract's stand-in dataset; its push URL."""
     body = {
@@ -91,15 +93,13 @@ def _existing_push_block(contract: str) -> PowerBIPushDataset | None:
         return None
 
 
-def choose_destination(contract: Contract, settings: Settings) -> tuple[DestinationBlock | None, str]:
+def choose_destination(contract: Contract, settings: SetupSettings) -> tuple[DestinationBlock | None, str]:
     """(block to save or None to keep the saved one, where the rows go, without secrets)."""
     push_url = settings.powerbi_push_url(contract.name)
     if push_url is not None:
         return PowerBIStreamingDataset(push_url=push_url), "push URL from the settings"
     dataset_id = settings.powerbi_dataset_id(contract.name)
     if dataset_id is not None:
-        from ivi.powerbi_command import push_dataset_block
-
         block = push_dataset_block(contract, settings, dataset_id)
         return block, f"push dataset {dataset_id} from the settings"
     if _existing_push_block(contract.name) is not None:
@@ -136,7 +136,7 @@ def save_destination(block: DestinationBlock | None, contract: str) -> None:
     delete_block_document(other, name)
 
 
-def register_powerbi_blocks(settings: Settings) -> list[tuple[str, str]]:
+def register_powerbi_blocks(settings: SetupSettings) -> list[tuple[str, str]]:
     """Save every contract's Power BI block; (block name, where its rows go) for each."""
     saved: list[tuple[str, str]] = []
     for contract in powerbi_contracts():
@@ -144,3 +144,33 @@ def register_powerbi_blocks(settings: Settings) -> list[tuple[str, str]]:
         save_destination(block, contract.name)
         saved.append((block_name(contract.name), where))
     return saved
+
+
+def _client_secret(settings: SetupSettings) -> str:
+    """The configured secret; for the local stand-in with none configured, a fresh one.
+
+    The stand-in started by `ivi up` issues tokens to any client, so a made-up secret (saved
+    in the block, never printed) keeps a default secret out of the code.
+    """
+    configured = settings.powerbi_client_secret.get_secret_value()
+    if configured:
+        return configured
+    if urlsplit(settings.powerbi_authority).hostname in LOOPBACK_HOSTS:
+        return secrets.token_urlsafe(24)
+    raise ValueError("IVI_POWERBI_CLIENT_SECRET is required for a non-local authority")
+
+
+def push_dataset_block(
+    contract: Contract, settings: SetupSettings, dataset_id: str = ""
+) -> PowerBIPushDataset:
+    """The block for a contract's push dataset, from the settings (dataset id filled later)."""
+    return PowerBIPushDataset(
+        tenant_id=settings.powerbi_tenant_id,
+        client_id=settings.powerbi_client_id,
+        client_secret=SecretStr(_client_secret(settings)),
+        workspace_id=settings.powerbi_workspace_id,
+        dataset_id=dataset_id,
+        table=contract.powerbi_table or "",
+        authority_host=settings.powerbi_authority,
+        api_base_url=settings.powerbi_api_base,
+    )

@@ -10,10 +10,10 @@ from __future__ import annotations
 from blocks.objectstore import save_objectstore_blocks
 from blocks.pipeline import PIPELINE_BLOCK, PipelineBuckets
 from blocks.powerbi_setup import register_powerbi_blocks
-from ivi.settings import Settings
+from blocks.settings import SetupSettings
 
 
-def register_blocks(settings: Settings) -> list[str]:
+def register_blocks(settings: SetupSettings) -> list[str]:
     """Save every block of the project (overwriting older values); return their names.
 
     A Power BI block's name comes with where its rows go (never its key or secret).
@@ -29,5 +29,5 @@ def register_blocks(settings: Settings) -> list[str]:
 
 
 if __name__ == "__main__":
-    for name in register_blocks(Settings()):
+    for name in register_blocks(SetupSettings()):
         print(f"saved block {name}")

@@ -41,9 +41,12 @@ from flows.export_powerbi import (
     RATE_LIMIT_SLOTS,
     rate_limit_name,
 )
-from ivi.settings import REPO_ROOT, Settings
+from blocks.settings import SetupSettings
+from deployments import prewarmed_start
 
-PREFECT_FILE = REPO_ROOT / "prefect.yaml"
+# Read from the directory the setup step runs in (the project directory; /app in the images),
+# which `prefect deploy` records as the flows' working directory.
+PREFECT_FILE = Path("prefect.yaml")
 # The Power BI rate limit's values, and why they are what they are, live with the task that
 # uses them (flows/export_powerbi.py).
 POWERBI_LIMIT_SLOTS = RATE_LIMIT_SLOTS
@@ -59,7 +62,7 @@ def pool_job_template() -> dict[str, Any]:
     """
     template = ProcessWorker.get_default_base_job_template()
     template["variables"]["properties"]["command"]["default"] = (
-        f"{sys.executable} {REPO_ROOT / 'deployments' / 'prewarmed_start.py'}"
+        f"{sys.executable} {Path(prewarmed_start.__file__).resolve()}"
     )
     return template
 
@@ -129,7 +132,7 @@ def ensure_powerbi_rate_limits(client: SyncPrefectClient) -> list[tuple[str, str
     ]
 
 
-def deploy_all(settings: Settings, prefect_file: Path = PREFECT_FILE) -> None:
+def deploy_all(settings: SetupSettings, prefect_file: Path = PREFECT_FILE) -> None:
     """`prefect deploy --all`, from the repository root (recorded as the flows' working dir).
 
     prefect.yaml reads the work pool and the raw bucket as `{{ $IVI_WORK_POOL }}` and
@@ -138,13 +141,13 @@ def deploy_all(settings: Settings, prefect_file: Path = PREFECT_FILE) -> None:
     subprocess.run(
         [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all",
          "--prefect-file", str(prefect_file)],
-        cwd=prefect_file.parent,
+        cwd=prefect_file.resolve().parent,
         env={**os.environ, **deploy_env(settings)},
         check=True,
     )
 
 
-def deploy_env(settings: Settings) -> dict[str, str]:
+def deploy_env(settings: SetupSettings) -> dict[str, str]:
     """The variables prefect.yaml is templated with (no secret among them)."""
     return {"IVI_WORK_POOL": settings.work_pool, "IVI_RAW_BUCKET": settings.raw_bucket}
 
@@ -177,7 +180,7 @@ def _deployment_exists(client: SyncPrefectClient, deployment_id: UUID) -> bool:
     return True
 
 
-def apply(settings: Settings) -> None:
+def apply(settings: SetupSettings) -> None:
     if settings.work_pool_type == ProcessWorker.type:
         with get_client(sync_client=True) as client:
             if ensure_work_pool(client, settings.work_pool):
@@ -194,4 +197,4 @@ def apply(settings: Settings) -> None:
 
 
 if __name__ == "__main__":
-    apply(Settings())
+    apply(SetupSettings())

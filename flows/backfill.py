@@ -26,13 +26,13 @@ from prefect.client.schemas.filters import (
     FlowRunFilterStateType,
 )
 from prefect.client.schemas.objects import StateType
-from prefect.context import FlowRunContext
 from prefect.deployments import run_deployment
 
 from blocks.objectstore import RESULT_STORAGE
 from blocks.pipeline import load_buckets
 from objectstore import store
 from flows.process_object import s3_client
+from flows.run_context import current_flow_run_id
 
 PROCESS_OBJECT_DEPLOYMENT = "process_object/process-object"
 PROCESS_OBJECT_FLOW = "process_object"
@@ -87,11 +87,6 @@ def has_a_run(version: store.ObjectVersion, scheduled: set[tuple[str, str]]) -> 
     return (version.key, version.etag) in scheduled or (version.key, "") in scheduled
 
 
-def _flow_run_id() -> str:
-    context = FlowRunContext.get()
-    return str(context.flow_run.id) if context is not None and context.flow_run is not None else "local"
-
-
 @flow(name="backfill", log_prints=False, result_storage=RESULT_STORAGE)
 def backfill(bucket: str = "raw", prefix: str = "", force: bool = False) -> list[str]:
     """Start one process_object run per pending object; returns the keys it started.
@@ -100,7 +95,7 @@ def backfill(bucket: str = "raw", prefix: str = "", force: bool = False) -> list
     others; the flow fails at the end, naming them, and the next reconcile tries again.
     """
     logger = get_run_logger()
-    this_run = _flow_run_id()
+    this_run = current_flow_run_id("local")
     pending = list_unprocessed(bucket, prefix, force)
     scheduled = set() if force else list_scheduled(bucket)
     started, left_to_their_run, failed = [], 0, []

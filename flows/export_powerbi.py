@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,14 @@ from prefect.states import State
 from prefect.transactions import CommitMode, transaction
 
 from blocks.powerbi import PowerBIPushDataset, PowerBIStreamingDataset, block_name
-from powerbi.push import Batch, Destination, PowerBIUnavailable, post_batch, rows_to_json_batches
+from powerbi.push import (
+    Batch,
+    Destination,
+    PowerBIUnavailable,
+    PushSummary,
+    post_batch,
+    rows_to_json_batches,
+)
 from processing.clean import POLARS_TYPES
 from processing.contract import Contract
 
@@ -49,8 +55,8 @@ _last_slot_at: dict[str, float] = {}  # limit name -> monotonic time of this pro
 
 
 def rate_limit_name(contract: str) -> str:
-    """One limit per dataset; a dataset serves one contract."""
-    return f"powerbi-{contract}"
+    """One limit per dataset, named as the dataset's block (a dataset serves one contract)."""
+    return block_name(contract)
 
 
 def load_destination(contract: str) -> Destination | None:
@@ -123,31 +129,13 @@ def push_batch(destination: Destination, batch: Batch, version: str, limit: str)
     return batch.row_count
 
 
-@dataclass
-class PowerBIExport:
-    destination: str | None
-    rows: int = 0
-    batches: int = 0
-    strings_cut: int = 0
-    skipped_reason: str | None = None
-
-    def as_report(self) -> dict[str, object]:
-        return {
-            "powerbi_destination": self.destination,
-            "powerbi_rows": self.rows,
-            "powerbi_batches": self.batches,
-            "powerbi_strings_cut": self.strings_cut,
-            **({"powerbi_skipped": self.skipped_reason} if self.skipped_reason else {}),
-        }
-
-
 @task(name="export-powerbi", cache_policy=NO_CACHE)
-def export_powerbi(clean_csv: Path, contract: Contract, present: list[str], version: str) -> PowerBIExport:
+def export_powerbi(clean_csv: Path, contract: Contract, present: list[str], version: str) -> PushSummary:
     """Push every clean row once; batches already accepted for this version are skipped."""
     destination = load_destination(contract.name)
     if destination is None or contract.powerbi_table is None:
-        return PowerBIExport(destination=None, skipped_reason=f"no Power BI destination for `{contract.name}`")
-    export = PowerBIExport(destination=destination.describe())
+        return PushSummary(destination=None, skipped_reason=f"no Power BI destination for `{contract.name}`")
+    export = PushSummary(destination=destination.describe())
     batches = rows_to_json_batches(
         clean_frames(clean_csv, contract, present),
         powerbi_columns(contract, present),
@@ -160,8 +148,6 @@ def export_powerbi(clean_csv: Path, contract: Contract, present: list[str], vers
         # committed only when export-powerbi ends, so a run killed half way would have
         # cached nothing and would push its accepted batches a second time.
         with transaction(commit_mode=CommitMode.EAGER):
-            pushed = push_batch(destination, batch, version, limit)
-        export.rows += pushed
-        export.batches += 1
-        export.strings_cut += batch.strings_cut
+            push_batch(destination, batch, version, limit)
+        export.add(batch)
     return export

@@ -26,7 +26,6 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
-from prefect.context import get_run_context
 from prefect.states import Completed, Crashed, Failed, State
 from prefect_aws import MinIOCredentials
 from urllib3.exceptions import HTTPError
@@ -36,6 +35,7 @@ from blocks.pipeline import PipelineBuckets, load_buckets
 from objectstore import store
 from flows.artifacts import publish_artifacts
 from flows.export_powerbi import export_powerbi
+from flows.run_context import current_flow_run_id
 from objectstore.lease import ObjectStoreLease
 from processing.contract import Contract, ContractError, contract_for_key, load_contract
 from processing.errors import FileRejected
@@ -92,9 +92,10 @@ def validate(path: Path, contract: Contract) -> dict[str, object]:
 
 
 @task(name="clean", cache_policy=NO_CACHE)
-def clean(path: Path, contract: Contract, out_dir: Path, stem: str) -> Report:
-    """Row by row: validate against the contract, clean, and write the local outputs."""
-    return process_file(path, contract, out_dir, stem=stem)
+def clean(path: Path, contract: Contract, out_dir: Path) -> Report:
+    """Row by row: validate against the contract, clean, and write the local outputs (named
+    after the fetched file; only the names in the store must be unique)."""
+    return process_file(path, contract, out_dir)
 
 
 @task(name="export-csv", retries=4, retry_delay_seconds=[1, 2, 4, 8], retry_condition_fn=_retry_on_transient,
@@ -129,13 +130,6 @@ def write_report(client: Minio, buckets: PipelineBuckets, keys: store.OutputKeys
     return store.put_json(client, buckets.processed_bucket, keys.report, document)
 
 
-def _flow_run_id() -> str:
-    try:
-        return str(get_run_context().flow_run.id)  # type: ignore[union-attr]
-    except Exception:  # noqa: BLE001 - outside a flow run (tests calling .fn)
-        return ""
-
-
 def _already_processed(client: Minio, buckets: PipelineBuckets, keys: store.OutputKeys, etag: str) -> bool:
     report = store.read_report(client, buckets.processed_bucket, keys.report)
     return report is not None and report.get("source_etag") == etag
@@ -144,7 +138,7 @@ def _already_processed(client: Minio, buckets: PipelineBuckets, keys: store.Outp
 def _lock_holder() -> str:
     """Who takes a version's lock: `<flow run id> <host> <pid>` (the run id is what a waiting
     run asks Prefect about; host and pid are for the people reading the lock object)."""
-    return f"{_flow_run_id() or 'no-flow-run'} {socket.gethostname()} {os.getpid()}"
+    return f"{current_flow_run_id('no-flow-run')} {socket.gethostname()} {os.getpid()}"
 
 
 def _holder_has_ended(holder: str) -> str | None:
@@ -184,7 +178,7 @@ def _mark_crashed(holder: str, why: str) -> None:
         if state is not None and not state.is_final():
             client.set_flow_run_state(
                 run_id,
-                Crashed(message=f"lost its lock ({why}); flow run {_flow_run_id() or '?'} took over its work"),
+                Crashed(message=f"lost its lock ({why}); flow run {current_flow_run_id('?')} took over its work"),
                 force=True,
             )
 
@@ -297,7 +291,7 @@ def _process_version(
         "source_key": version.key,
         "source_etag": version.etag,
         "source_size": version.size,
-        "flow_run_id": _flow_run_id(),
+        "flow_run_id": current_flow_run_id(),
     }
     with tempfile.TemporaryDirectory(prefix="ivi-") as temp:
         work = Path(temp)
@@ -306,7 +300,7 @@ def _process_version(
             document["contract"] = contract.name
             local = fetch(client, version, work)
             validate(local, contract)
-            report = clean(local, contract, work / "out", keys.stem)
+            report = clean(local, contract, work / "out")
         except FileRejected as rejection:
             reason = str(rejection)
             document.update(

@@ -13,9 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-EXIT_OK = 0
-EXIT_REJECTED = 1
-EXIT_USAGE = 2
+from ivi.exit_codes import EXIT_OK, EXIT_REJECTED, EXIT_USAGE
 
 
 def build_parser() -> argparse.ArgumentParser:

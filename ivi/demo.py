@@ -14,9 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from ivi.settings import REPO_ROOT, Settings
+from ivi.settings import PROJECT_DIR, Settings
 
-SAMPLES_DIR = REPO_ROOT.parent / "shared" / "data"
+SAMPLES_DIR = PROJECT_DIR.parent / "shared" / "data"
 DEMO_ROWS = 50_000
 WAIT_SECONDS = 180.0
 
@@ -29,7 +29,7 @@ def _demo_files(work: Path) -> dict[str, Path]:
             files[f"clientes/{name}"] = SAMPLES_DIR / name
     messy = work / "vendas_demo_messy.csv"
     subprocess.run(
-        [sys.executable, str(REPO_ROOT / "bench" / "generate_messy.py"), "--contract", "vendas",
+        [sys.executable, str(PROJECT_DIR / "bench" / "generate_messy.py"), "--contract", "vendas",
          "--rows", str(DEMO_ROWS), "--out", str(messy), "--encoding", "cp1252", "--delimiter", ";"],
         check=True, stdout=subprocess.DEVNULL,
     )

@@ -11,14 +11,12 @@ tenant.
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
-from pydantic import SecretStr
 
-from blocks.powerbi import LOOPBACK_HOSTS, PowerBIPushDataset, block_name
+from blocks.powerbi import PowerBIPushDataset, block_name
+from blocks.powerbi_setup import push_dataset_block
 from powerbi.push import PowerBIRejected, redact, service_message
 from ivi.settings import Settings
 from processing.contract import Contract, load_contract
@@ -43,36 +41,6 @@ def dataset_definition(contract: Contract) -> dict[str, Any]:
             }
         ],
     }
-
-
-def _client_secret(settings: Settings) -> str:
-    """The configured secret; for the local stand-in with none configured, a fresh one.
-
-    The stand-in started by `ivi up` issues tokens to any client, so a made-up secret (saved
-    in the block, never printed) keeps a default secret out of the code.
-    """
-    configured = settings.powerbi_client_secret.get_secret_value()
-    if configured:
-        return configured
-    if urlsplit(settings.powerbi_authority).hostname in LOOPBACK_HOSTS:
-        return secrets.token_urlsafe(24)
-    raise ValueError("IVI_POWERBI_CLIENT_SECRET is required for a non-local authority")
-
-
-def push_dataset_block(
-    contract: Contract, settings: Settings, dataset_id: str = ""
-) -> PowerBIPushDataset:
-    """The block for a contract's push dataset, from the settings (dataset id filled later)."""
-    return PowerBIPushDataset(
-        tenant_id=settings.powerbi_tenant_id,
-        client_id=settings.powerbi_client_id,
-        client_secret=SecretStr(_client_secret(settings)),
-        workspace_id=settings.powerbi_workspace_id,
-        dataset_id=dataset_id,
-        table=contract.powerbi_table or "",
-        authority_host=settings.powerbi_authority,
-        api_base_url=settings.powerbi_api_base,
-    )
 
 
 def create_push_dataset(

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 
 from ivi.processes import StackError
-from ivi.settings import REPO_ROOT, Settings
+from ivi.settings import PROJECT_DIR, Settings
 
 SERVER = "prefect-server"
 WORKER = "worker"
@@ -52,7 +52,7 @@ def env(settings: Settings) -> dict[str, str]:
             "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL": "0.5",
             # the work pool's job command finds the pre-warmed engine here
             "IVI_PREWARMED_ENGINE_SOCKET": str(settings.engine_socket),
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_DIR), os.environ.get("PYTHONPATH")])),
         }
     )
     return result
@@ -126,7 +126,7 @@ def start_apply(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
         log.flush()
         return subprocess.Popen(
             [sys.executable, "-m", "deployments.apply"],
-            cwd=REPO_ROOT,
+            cwd=PROJECT_DIR,
             env=env(settings),
             stdin=subprocess.DEVNULL,
             stdout=log,

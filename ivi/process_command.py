@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from ivi.cli import EXIT_OK, EXIT_REJECTED, EXIT_USAGE
+from ivi.exit_codes import EXIT_OK, EXIT_REJECTED, EXIT_USAGE
 
 
 def _fail(code: int, message: str) -> int:

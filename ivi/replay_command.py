@@ -32,7 +32,7 @@ from minio.error import S3Error
 from urllib3.exceptions import HTTPError
 
 from objectstore import store
-from ivi.cli import EXIT_OK, EXIT_REJECTED
+from ivi.exit_codes import EXIT_OK, EXIT_REJECTED
 from ivi.settings import Settings, load_settings
 from processing.contract import contract_for_key
 from processing.replay import ReplayError, build_replay

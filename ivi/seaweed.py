@@ -18,6 +18,7 @@ import httpx
 from minio import Minio
 
 from ivi.settings import Settings
+from objectstore.store import minio_client
 
 SERVICE = "seaweedfs"
 LISTEN_IP = "127.0.0.1"
@@ -110,12 +111,8 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def s3_client(settings: Settings) -> Minio:
-    return Minio(
-        settings.s3_address,
-        access_key=settings.s3_access_key,
-        secret_key=settings.s3_secret_key.get_secret_value(),
-        secure=settings.s3_secure,
-        region=settings.s3_region,
+    return minio_client(
+        settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key.get_secret_value(), settings.s3_region
     )
 
 

@@ -33,7 +33,7 @@ from ivi.processes import (
     stop,
     wait_until,
 )
-from ivi.settings import ENV_EXAMPLE_FILE, ENV_FILE, REPO_ROOT, Settings
+from ivi.settings import ENV_EXAMPLE_FILE, ENV_FILE, PROJECT_DIR, Settings
 
 RELAY = "relay"
 START_TIMEOUT_SECONDS = 180.0  # a cold Prefect server takes 20-60 s on a busy 2-core machine
@@ -127,17 +127,17 @@ def _server_launches(settings: Settings) -> list[Launch]:
         Launch(
             prefect_stack.SERVER, "the Prefect server", settings.prefect_host,
             {"prefect": settings.prefect_port},
-            prefect_stack.server_command(settings), prefect_env, REPO_ROOT,
+            prefect_stack.server_command(settings), prefect_env, PROJECT_DIR,
         ),
         Launch(
             RELAY, "the relay", settings.relay_host, {"relay": settings.relay_port},
-            relay_command(settings), prefect_env, REPO_ROOT,
+            relay_command(settings), prefect_env, PROJECT_DIR,
         ),
         # Before the configuration is applied: the blocks register their datasets in it.
         Launch(
             standin.SERVICE, "the Power BI stand-in", standin.LISTEN_IP,
             {"powerbi": settings.powerbi_port},
-            standin.command(settings), dict(os.environ), REPO_ROOT,
+            standin.command(settings), dict(os.environ), PROJECT_DIR,
         ),
     ]
 
@@ -181,13 +181,13 @@ def start(settings: Settings, *, configure: bool = True) -> list[str]:
             if engine_needed:  # imports for seconds too: started beside the worker
                 launched[prefect_stack.ENGINE] = spawn(
                     files(settings, prefect_stack.ENGINE), prefect_stack.engine_command(settings),
-                    env=prefect_stack.env(settings), cwd=REPO_ROOT,
+                    env=prefect_stack.env(settings), cwd=PROJECT_DIR,
                 )
             if worker_needed:
                 since = time.time()
                 launched[prefect_stack.WORKER] = spawn(
                     worker_files, prefect_stack.worker_command(settings),
-                    env=prefect_stack.env(settings), cwd=REPO_ROOT,
+                    env=prefect_stack.env(settings), cwd=PROJECT_DIR,
                 )
                 wait_until(
                     lambda: prefect_stack.worker_is_ready(settings, since),

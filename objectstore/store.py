@@ -94,10 +94,6 @@ class OutputKeys:
     def report(self) -> str:
         return f"{REPORTS_PREFIX}{self.base}.json"
 
-    @property
-    def stem(self) -> str:
-        return PurePosixPath(self.base).name or "object"
-
 
 def stat_object(client: Minio, bucket: str, key: str) -> ObjectVersion:
     stat = client.stat_object(bucket, key)

@@ -323,11 +323,29 @@ def post_batch(
 class PushSummary:
     """What a whole push did, for the run report (no secrets: `destination` is described)."""
 
-    destination: str
+    destination: str | None
     rows: int = 0
     batches: int = 0
     strings_cut: int = 0
     infinite_nulled: int = 0
+    skipped_reason: str | None = None
+
+    def add(self, batch: Batch) -> None:
+        """Count a batch the service accepted."""
+        self.rows += batch.row_count
+        self.batches += 1
+        self.strings_cut += batch.strings_cut
+        self.infinite_nulled += batch.infinite_nulled
+
+    def as_report(self) -> dict[str, object]:
+        return {
+            "powerbi_destination": self.destination,
+            "powerbi_rows": self.rows,
+            "powerbi_batches": self.batches,
+            "powerbi_strings_cut": self.strings_cut,
+            "powerbi_infinite_nulled": self.infinite_nulled,
+            **({"powerbi_skipped": self.skipped_reason} if self.skipped_reason else {}),
+        }
 
 
 def push_rows(
@@ -348,8 +366,5 @@ def push_rows(
     summary = PushSummary(destination.describe())
     for batch in rows_to_json_batches(rows, columns, max_rows, destination.max_batch_bytes()):
         post_batch(destination, batch, session, policy=policy, sleep=sleep)
-        summary.rows += batch.row_count
-        summary.batches += 1
-        summary.strings_cut += batch.strings_cut
-        summary.infinite_nulled += batch.infinite_nulled
+        summary.add(batch)
     return summary

@@ -47,7 +47,7 @@ from relay.store_events import (
     seaweedfs_outcomes,
     should_trigger,
 )
-from ivi.settings import Settings
+from relay.settings import RelaySettings
 
 log = logging.getLogger("ivi.relay")
 
@@ -118,9 +118,9 @@ def _event_route(body_schema: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: RelaySettings | None = None) -> FastAPI:
     """The relay for these settings (tests build one pointing at other ports)."""
-    settings = settings or Settings()
+    settings = settings or RelaySettings()
     _log_to_stderr_when_unconfigured()
     token = settings.webhook_token.get_secret_value().encode()
     if not token:

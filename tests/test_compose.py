@@ -34,7 +34,9 @@ from pydantic import TypeAdapter
 from deployments.prewarmed_start import SOCKET_ENV
 from ivi import prefect_stack, seaweed, standin
 from ivi import stack as ivi_stack
-from ivi.settings import ENV_EXAMPLE_FILE, ENV_PREFIX, REPO_ROOT, Settings
+from ivi.settings import ENV_EXAMPLE_FILE, Settings
+from blocks.settings import ENV_PREFIX
+from tests.paths import REPO_ROOT
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 DOCKERFILE = REPO_ROOT / "infra" / "docker" / "Dockerfile"

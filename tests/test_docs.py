@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from ivi.cli import build_parser
-from ivi.settings import ENV_PREFIX, POWERBI_CONTRACT_SETTINGS, Settings
+from blocks.settings import ENV_PREFIX, POWERBI_CONTRACT_SETTINGS
+from ivi.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"

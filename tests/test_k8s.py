@@ -26,7 +26,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from ivi.settings import ENV_PREFIX, POWERBI_CONTRACT_SETTINGS, REPO_ROOT, Settings
+from ivi.settings import Settings
+from blocks.settings import ENV_PREFIX, POWERBI_CONTRACT_SETTINGS
+from tests.paths import REPO_ROOT
 from processing.contract import available_contracts
 
 K8S = REPO_ROOT / "infra" / "k8s"

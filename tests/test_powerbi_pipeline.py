@@ -32,7 +32,8 @@ from blocks.powerbi_setup import (
 from deployments.apply import POWERBI_LIMIT_SLOTS, POWERBI_SLOT_DECAY_PER_SECOND, ensure_powerbi_rate_limits
 from flows.export_powerbi import load_destination
 from flows.artifacts import artifact_key
-from ivi.settings import REPO_ROOT, Settings
+from ivi.settings import Settings
+from tests.paths import REPO_ROOT
 from tests.pipeline_support import (
     artifacts_with_key,
     flow_runs_for_key,

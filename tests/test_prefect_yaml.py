@@ -42,7 +42,8 @@ from rich.console import Console
 
 from deployments.apply import PREFECT_FILE, deploy_env
 from relay.store_events import CreatedObject
-from ivi.settings import REPO_ROOT, Settings
+from ivi.settings import Settings
+from tests.paths import REPO_ROOT
 
 RECONCILE_EVERY_SECONDS = 300  # the design: every 5 minutes
 PLACEHOLDER = re.compile(r"\{\{\s*\$([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")

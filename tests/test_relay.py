@@ -19,7 +19,8 @@ import pytest
 from minio import Minio
 from tests.stack_support import auth_headers, automations_paused, free_ports, wait_for_events
 
-from ivi.settings import REPO_ROOT, Settings
+from ivi.settings import Settings
+from tests.paths import REPO_ROOT
 
 pytestmark = pytest.mark.services
 

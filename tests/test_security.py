@@ -54,7 +54,8 @@ from pydantic import SecretStr
 
 from blocks.powerbi_setup import standin_push_key
 from objectstore.store import OutputKeys
-from ivi.settings import REPO_ROOT, Settings
+from ivi.settings import Settings
+from tests.paths import REPO_ROOT
 from tests.pipeline_support import (
     s3,
     upload,

@@ -29,7 +29,8 @@ from tests.stack_support import isolated_settings, prefect_request
 from ivi import seaweed
 from ivi import stack as ivi_stack
 from ivi.processes import ServiceFiles, StackError, running, spawn, stop
-from ivi.settings import REPO_ROOT, Settings
+from ivi.settings import Settings
+from tests.paths import REPO_ROOT
 
 services = pytest.mark.services
 

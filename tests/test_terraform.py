@@ -23,7 +23,9 @@ import pytest
 import yaml
 
 from deployments.prewarmed_start import SOCKET_ENV
-from ivi.settings import ENV_EXAMPLE_FILE, ENV_PREFIX, POWERBI_CONTRACT_SETTINGS, REPO_ROOT, Settings
+from ivi.settings import ENV_EXAMPLE_FILE, Settings
+from blocks.settings import ENV_PREFIX, POWERBI_CONTRACT_SETTINGS
+from tests.paths import REPO_ROOT
 
 TERRAFORM_DIR = REPO_ROOT / "infra" / "terraform"
 MODULES = sorted(p for p in (TERRAFORM_DIR / "modules").iterdir() if p.is_dir())

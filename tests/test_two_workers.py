@@ -23,7 +23,8 @@ import pytest
 
 from objectstore.store import OutputKeys
 from ivi import prefect_stack
-from ivi.settings import REPO_ROOT, Settings
+from ivi.settings import Settings
+from tests.paths import REPO_ROOT
 from tests.fault_support import (
     bring_back,
     create_run,
