@@ -308,6 +308,8 @@ def _process_version(
             )
             write_report(client, settings, keys, document)
             publish_artifacts(document, None)
+            get_run_logger().warning("%s rejected: %s; the original is in s3://%s/%s",
+                                     version.key, reason, settings.quarantine_bucket, version.key)
             return Failed(message=f"{version.key} rejected: {reason}")
         except OSError as error:
             if not _disk_is_full(error):
@@ -334,6 +336,10 @@ def _process_version(
         document["duration_s"] = round(time.perf_counter() - started, 3)
         outputs["report"] = write_report(client, settings, keys, document)
         publish_artifacts(document, rejected_local)
+        if report.quarantined_rows:
+            get_run_logger().warning("%s: %d of %d rows quarantined, with their reasons in s3://%s/%s",
+                                     version.key, report.quarantined_rows, report.input_rows,
+                                     settings.quarantine_bucket, keys.rejected)
     return Completed(
         message=(
             f"{version.key}: {report.input_rows} rows -> {report.exported_rows} exported, "
