@@ -26,8 +26,10 @@ hold and for any non-daemon thread the run left behind.
 
 Prefect computes its settings and logging configuration when imported, from the engine's
 environment. The child gets the launcher's, which the stack gives the same values; when a
-logging or API setting differs (a deployment's job variables can set one), the child
-recomputes both, so that the run logs where and how it was told to (about 90 ms).
+Prefect setting differs (a deployment's job variables can set one, e.g. the logging level),
+the child recomputes both, so that the run logs where and how it was told to (about 90 ms).
+Not compared: `PREFECT__*` (values of this run, which Prefect reads from the environment when
+it needs them) and `PREFECT_SERVER_*` (the server's; the worker passes its own along).
 """
 
 from __future__ import annotations
@@ -112,13 +114,13 @@ def _run_engine_in_child(request: dict[str, object], fds: list[int], listener: s
     os._exit(code)
 
 
-_SETTINGS_PREFIXES = ("PREFECT_LOGGING_", "PREFECT_API_")
-
-
 def _prefect_settings_differ(engine_env: dict[str, str], launcher_env: dict[str, str]) -> bool:
-    """Do the two environments give Prefect other logging or API settings?"""
+    """Do the two environments give a flow run other Prefect settings? (`false` is `False`)"""
     def relevant(env: dict[str, str]) -> dict[str, str]:
-        return {k: v.lower() for k, v in env.items() if k.startswith(_SETTINGS_PREFIXES)}
+        return {
+            k: v.lower() for k, v in env.items()
+            if k.startswith("PREFECT_") and not k.startswith(("PREFECT__", "PREFECT_SERVER_"))
+        }
 
     return relevant(engine_env) != relevant(launcher_env)
 
