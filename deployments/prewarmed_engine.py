@@ -12,6 +12,24 @@ Nothing here changes what a run does: the child executes `prefect.engine` as `__
 exactly what the worker would have started, with the environment and standard streams of the
 launcher the worker started. When the server is not running the launcher runs the engine
 itself, so the pipeline works (slower) without it.
+
+A run's logs reach the Prefect API (its page in the UI) from a background thread that sends
+them in batches, every 2 s; the interpreter's exit drains it, through the exit hooks of the
+`threading` module. A forked child ends with `os._exit` (the parent's atexit handlers and
+buffers are not the child's to run), which skips them: every log of a run shorter than one
+batch interval was lost, and the tail of any other. The child therefore runs those hooks
+itself before `os._exit`, with `threading._shutdown()`: what CPython's own forked children do
+(`multiprocessing.process.BaseProcess._bootstrap`), and what `python -m prefect.engine` runs
+at its exit. It is private to CPython (present in every version; the cost of relying on it),
+and it waits, like the interpreter's exit, for the log and event workers to send what they
+hold and for any non-daemon thread the run left behind.
+
+Prefect computes its settings and logging configuration when imported, from the engine's
+environment. The child gets the launcher's, which the stack gives the same values; when a
+Prefect setting differs (a deployment's job variables can set one, e.g. the logging level),
+the child recomputes both, so that the run logs where and how it was told to (about 90 ms).
+Not compared: `PREFECT__*` (values of this run, which Prefect reads from the environment when
+it needs them) and `PREFECT_SERVER_*` (the server's; the worker passes its own along).
 """
 
 from __future__ import annotations
@@ -75,8 +93,12 @@ def _run_engine_in_child(request: dict[str, object], fds: list[int], listener: s
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     os.chdir(str(request["cwd"]))
+    launcher_env = {str(k): str(v) for k, v in dict(request["env"]).items()}  # type: ignore[arg-type]
+    settings_differ = _prefect_settings_differ(dict(os.environ), launcher_env)
     os.environ.clear()
-    os.environ.update({str(k): str(v) for k, v in dict(request["env"]).items()})  # type: ignore[arg-type]
+    os.environ.update(launcher_env)
+    if settings_differ:
+        _reload_prefect_settings()
     sys.argv = ["prefect.engine", *[str(a) for a in list(request["args"])]]  # type: ignore[arg-type]
     code = 0
     try:
@@ -86,9 +108,37 @@ def _run_engine_in_child(request: dict[str, object], fds: list[int], listener: s
     except BaseException:  # noqa: BLE001 - the run's own logging has reported it
         code = 1
     finally:
+        _run_exit_hooks()
         sys.stdout.flush()
         sys.stderr.flush()
     os._exit(code)
+
+
+def _prefect_settings_differ(engine_env: dict[str, str], launcher_env: dict[str, str]) -> bool:
+    """Do the two environments give a flow run other Prefect settings? (`false` is `False`)"""
+    def relevant(env: dict[str, str]) -> dict[str, str]:
+        return {
+            k: v.lower() for k, v in env.items()
+            if k.startswith("PREFECT_") and not k.startswith(("PREFECT__", "PREFECT_SERVER_"))
+        }
+
+    return relevant(engine_env) != relevant(launcher_env)
+
+
+def _reload_prefect_settings() -> None:
+    from prefect.context import refresh_global_settings_context
+    from prefect.logging.configuration import setup_logging
+
+    refresh_global_settings_context()
+    setup_logging()
+
+
+def _run_exit_hooks() -> None:
+    """What the interpreter runs at exit before atexit: Prefect's workers drain there."""
+    try:
+        threading._shutdown()  # type: ignore[attr-defined]  # noqa: SLF001 - see the docstring
+    except BaseException as error:  # noqa: BLE001 - the run is over; its exit code stands
+        print(f"draining the run's log and event workers failed: {error!r}", file=sys.stderr)
 
 
 def _serve_one(connection: socket.socket, listener: socket.socket) -> None:

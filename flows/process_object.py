@@ -314,6 +314,8 @@ def _process_version(
             lease.check()
             write_report(client, buckets, keys, document)
             publish_artifacts(document, None)
+            get_run_logger().warning("%s rejected: %s; the original is in s3://%s/%s",
+                                     version.key, reason, settings.quarantine_bucket, version.key)
             return Failed(message=f"{version.key} rejected: {reason}")
         except OSError as error:
             if not _disk_is_full(error):
@@ -342,6 +344,10 @@ def _process_version(
         lease.check()
         outputs["report"] = write_report(client, buckets, keys, document)
         publish_artifacts(document, rejected_local)
+        if report.quarantined_rows:
+            get_run_logger().warning("%s: %d of %d rows quarantined, with their reasons in s3://%s/%s",
+                                     version.key, report.quarantined_rows, report.input_rows,
+                                     settings.quarantine_bucket, keys.rejected)
     return Completed(
         message=(
             f"{version.key}: {report.input_rows} rows -> {report.exported_rows} exported, "

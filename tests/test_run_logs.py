@@ -1,0 +1,184 @@
+"""A run's logs reach the Prefect API (its page in the UI), with the pre-warmed engine and without.
+
+For each way a run starts (forked by the pre-warmed engine, or `python -m prefect.engine`
+started by the launcher when the engine is not running), five runs on the session's stack:
+a processed file with one bad row, a file that is not a table, a run that crashes inside a
+task (the not-a-table file again, forced, with a quarantine bucket name the S3 client refuses
+in its environment: the task that copies the original raises ValueError), and two `backfill`
+runs (one with `PREFECT_LOGGING_LEVEL=DEBUG` in its job variables, which it must honour). Then `POST /api/logs/filter` for each run must
+return Prefect's lines (flow start, every task's state, the final state), the flow's own
+warnings, and for the crash the traceback. Logs are sent in batches: polled, with a deadline.
+
+The first measurement of issue 13 found only the worker's two lines for every run the engine
+forked: the child ended with `os._exit` before its log worker sent anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from ivi import prefect_stack
+from ivi.settings import Settings
+from tests.fault_support import create_run, poll, stack_left_healthy, stop_service, wait_for_final_state
+from tests.pipeline_support import FINAL_STATES, flow_runs_for_key, upload
+from tests.stack_support import prefect_request
+
+pytestmark = pytest.mark.services
+
+RUN_TIMEOUT_SECONDS = 120.0
+LOG_TIMEOUT_SECONDS = 30.0  # batches leave every 2 s; the server writes them at once
+INFO, WARNING, ERROR, DEBUG = 20, 30, 40, 10
+VENDAS = (
+    "ID Venda;Data Venda;Cliente;Produto;Categoria;Quantidade;Preço Unitário;Valor Total;UF\n"
+    "1;05/01/2024;Ana;Caneta;Papelaria;2;R$ 1.234,56;2469,12;sp\n"
+    "2;2024-01-06;Bob;Lápis;Papelaria;1;10;10;XX\n"
+).encode()
+NOT_A_TABLE = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256))
+NOT_A_BUCKET = "not a bucket"  # a misconfigured worker: the S3 client refuses the name
+
+
+@dataclass(frozen=True)
+class Runs:
+    prefix: str
+    processed: str
+    rejected: str
+    crashed: str
+    backfill: str
+    backfill_debug: str
+
+
+@pytest.fixture(scope="module", params=["prewarmed-engine", "launcher-alone"])
+def runs(request: pytest.FixtureRequest, stack: Settings) -> Iterator[Runs]:
+    """The five runs of one way of starting, all ended (the engine is back when they have)."""
+    prefix = f"vendas/run-logs-{request.param}/"
+    if request.param == "prewarmed-engine":
+        assert prefect_stack.engine_is_ready(stack)
+        yield _start_and_finish(stack, prefix)
+        return
+    with stack_left_healthy(stack):  # starts the engine again, and waits until all answers
+        stop_service(stack, prefect_stack.ENGINE)
+        assert not prefect_stack.engine_is_ready(stack)
+        found = _start_and_finish(stack, prefix)
+    yield found
+
+
+def _start_and_finish(settings: Settings, prefix: str) -> Runs:
+    keys = {"processed": f"{prefix}ok.csv", "rejected": f"{prefix}not-a-table.csv"}
+    upload(settings, keys["processed"], VENDAS)
+    upload(settings, keys["rejected"], NOT_A_TABLE)
+    # Before or after the upload's run (the object version's lock keeps them apart): forced,
+    # it does the work either way.
+    crashed = create_run(
+        settings, "process_object/process-object",
+        {"bucket": settings.raw_bucket, "key": keys["rejected"], "force": True},
+        job_variables={"env": {"IVI_QUARANTINE_BUCKET": NOT_A_BUCKET}},
+    )
+    backfill = create_run(settings, "backfill/backfill",
+                          {"bucket": settings.raw_bucket, "prefix": f"{prefix}nothing-here/"})
+    backfill_debug = create_run(
+        settings, "backfill/backfill",
+        {"bucket": settings.raw_bucket, "prefix": f"{prefix}nothing-here-either/"},
+        job_variables={"env": {"PREFECT_LOGGING_LEVEL": "DEBUG"}},
+    )
+    found = {name: _the_run_of(settings, key, other_than=crashed)["id"] for name, key in keys.items()}
+    for run_id in (crashed, backfill, backfill_debug):
+        wait_for_final_state(settings, run_id, timeout=RUN_TIMEOUT_SECONDS)
+    return Runs(prefix, crashed=crashed, backfill=backfill, backfill_debug=backfill_debug, **found)
+
+
+def _the_run_of(settings: Settings, key: str, other_than: str) -> dict[str, Any]:
+    """The process_object run the upload of `key` started, once it has ended."""
+    def ended() -> dict[str, Any] | None:
+        runs = [run for run in flow_runs_for_key(settings, key) if run["id"] != other_than]
+        return runs[0] if len(runs) == 1 and runs[0]["state_type"] in FINAL_STATES else None
+
+    return dict(poll(ended, f"the run of {key} to end", RUN_TIMEOUT_SECONDS, interval=0.5))
+
+
+def run_logs(settings: Settings, flow_run_id: str) -> list[dict[str, Any]]:
+    response = prefect_request(
+        "POST", f"{settings.prefect_api_url}/logs/filter",
+        json={"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "sort": "TIMESTAMP_ASC", "limit": 200},
+    )
+    return list(response.json())
+
+
+Wanted = tuple[str, int, tuple[str, ...]]  # logger, level, texts that one message holds
+
+
+def wait_for_logs(settings: Settings, flow_run_id: str, wanted: list[Wanted]) -> list[dict[str, Any]]:
+    """The run's logs once each wanted line is among them (AssertionError naming the missing)."""
+    def missing(logs: list[dict[str, Any]]) -> list[Wanted]:
+        return [
+            (name, level, texts) for name, level, texts in wanted
+            if not any(log["name"] == name and log["level"] == level
+                       and all(text in log["message"] for text in texts) for log in logs)
+        ]
+
+    last: list[dict[str, Any]] = []
+
+    def complete() -> list[dict[str, Any]] | None:
+        last[:] = run_logs(settings, flow_run_id)
+        return None if missing(last) else list(last)
+
+    try:
+        return list(poll(complete, f"the logs of flow run {flow_run_id}", LOG_TIMEOUT_SECONDS, interval=0.5))
+    except AssertionError:
+        seen = "\n".join(f"  {log['level']} {log['name']}: {log['message'][:160]!r}" for log in last)
+        raise AssertionError(f"flow run {flow_run_id}: no log line {missing(last)}; it has:\n{seen}") from None
+
+
+FLOW, TASK = "prefect.flow_runs", "prefect.task_runs"
+
+
+def test_a_processed_run_logs_its_tasks_its_warning_and_its_end(stack: Settings, runs: Runs) -> None:
+    wait_for_logs(stack, runs.processed, [
+        (FLOW, INFO, ("Beginning flow run", "process_object")),
+        (TASK, INFO, ("Finished in state Completed()",)),
+        (FLOW, WARNING, (f"{runs.prefix}ok.csv: 1 of 2 rows quarantined",)),
+        (FLOW, INFO, ("Finished in state Completed(", "2 rows -> 1 exported, 1 quarantined")),
+    ])
+    task_lines = [log for log in run_logs(stack, runs.processed) if log["name"] == TASK]
+    assert len(task_lines) >= 6  # fetch, validate, clean, export-csv, export-powerbi, write-report
+
+
+def test_a_rejected_run_logs_why_as_a_warning(stack: Settings, runs: Runs) -> None:
+    wait_for_logs(stack, runs.rejected, [
+        (FLOW, INFO, ("Beginning flow run",)),
+        (TASK, INFO, ("Finished in state Completed()",)),  # fetch
+        (TASK, ERROR, ("Finished in state Failed(", "FileRejected", "not a text file")),  # validate
+        (FLOW, WARNING, (f"{runs.prefix}not-a-table.csv rejected: not a text file", "s3://")),
+        (FLOW, INFO, ("Finished in state Failed(", "rejected: not a text file")),
+    ])
+
+
+def test_a_run_that_crashes_in_a_task_logs_the_traceback(stack: Settings, runs: Runs) -> None:
+    wait_for_logs(stack, runs.crashed, [
+        (FLOW, INFO, ("Beginning flow run",)),
+        (TASK, ERROR, ("Finished in state Failed(", "ValueError", NOT_A_BUCKET)),
+        (FLOW, ERROR, ("Traceback (most recent call last)", "in quarantine_original", NOT_A_BUCKET)),
+        (FLOW, INFO, ("Finished in state Failed(", "ValueError", NOT_A_BUCKET)),
+    ])
+
+
+def test_a_backfill_run_logs_what_it_started(stack: Settings, runs: Runs) -> None:
+    wait_for_logs(stack, runs.backfill, [
+        (FLOW, INFO, ("Beginning flow run", "backfill")),
+        (TASK, INFO, ("Finished in state Completed()",)),  # list-unprocessed, list-scheduled
+        (FLOW, INFO, ("started 0 process_object run(s)", f"{runs.prefix}nothing-here/")),
+        (FLOW, INFO, ("Finished in state Completed(",)),
+    ])
+
+
+def test_a_run_logs_at_the_level_its_deployment_sets(stack: Settings, runs: Runs) -> None:
+    # The engine imported Prefect (and read its settings) long before this run's environment
+    # existed: the run must still honour what its job variables say.
+    wait_for_logs(stack, runs.backfill_debug, [
+        (FLOW, DEBUG, ("Executing flow 'backfill'",)),
+        (FLOW, INFO, ("started 0 process_object run(s)",)),
+    ])
+    assert not any(log["level"] == DEBUG for log in run_logs(stack, runs.backfill))
