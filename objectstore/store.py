@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from urllib.parse import urlparse
 
 from minio import Minio
@@ -111,8 +111,13 @@ def find_object(client: Minio, bucket: str, key: str) -> ObjectVersion | None:
 
 
 def fetch_object(client: Minio, version: ObjectVersion, directory: Path) -> Path:
-    """Stream the object to a file in `directory` (never held in memory whole)."""
-    target = directory / (PurePosixPath(version.key).name or "object")
+    """Stream the object to `directory/object` (never held in memory whole).
+
+    A fixed local name: a key's last segment may be as long as the file system allows, and
+    the client downloads to `<name>.<eTag>.part.minio` first (the reader tells gzip by its
+    first bytes, not by the name).
+    """
+    target = directory / "object"
     client.fget_object(version.bucket, version.key, str(target))
     return target
 

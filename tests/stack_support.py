@@ -121,3 +121,22 @@ def automations_paused(settings: Settings) -> Iterator[None]:
         time.sleep(1)  # the triggers service sees the last events while still paused
         for automation_id in enabled:
             prefect_request("PATCH", f"{api}/automations/{automation_id}", json={"enabled": True})
+
+
+@contextmanager
+def pipeline_block_changed(settings: Settings, **changes: str) -> Iterator[None]:
+    """Block `ivi-pipeline` saved with `changes` (as a misconfigured setup would leave it),
+    and saved back as it was afterwards. Only for runs the test starts and waits for."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from blocks.pipeline import PIPELINE_BLOCK, PipelineBuckets
+
+    with temporary_settings({PREFECT_API_URL: settings.prefect_api_url}):
+        original = PipelineBuckets.load(PIPELINE_BLOCK)
+        PipelineBuckets(**{**original.model_dump(exclude={"block_type_slug"}), **changes}).save(
+            PIPELINE_BLOCK, overwrite=True
+        )
+        try:
+            yield
+        finally:
+            original.save(PIPELINE_BLOCK, overwrite=True)

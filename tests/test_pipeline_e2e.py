@@ -169,3 +169,13 @@ def test_keys_that_differ_in_case_or_extension_keep_outputs_of_their_own_and_the
     while time.monotonic() < deadline:
         assert {key: len(flow_runs_for_key(stack, key)) for key in files} == runs_before
         time.sleep(0.5)
+
+
+def test_a_file_name_as_long_as_a_file_system_allows_is_processed(stack: Settings) -> None:
+    """The run's local files have names of their own: 240 characters of the key's last segment
+    plus the client's download suffix would pass the file system's 255."""
+    key = f"vendas/e2e/{'relatório-muito-longo-' * 11}{time.time_ns()}.csv"[:250]
+    key = key if key.endswith(".csv") else f"{key[:246]}.csv"
+    etag = upload(stack, key, VENDAS.encode("utf-8"))
+    report = wait_for_report(stack, key, etag)
+    assert report["status"] == "processed" and report["exported_rows"] == 1

@@ -3,8 +3,8 @@
 For each way a run starts (forked by the pre-warmed engine, or `python -m prefect.engine`
 started by the launcher when the engine is not running), five runs on the session's stack:
 a processed file with one bad row, a file that is not a table, a run that crashes inside a
-task (the not-a-table file again, forced, with a quarantine bucket name the S3 client refuses
-in its environment: the task that copies the original raises ValueError), and two `backfill`
+task (the not-a-table file again, forced, while block `ivi-pipeline` names a quarantine bucket
+the S3 client refuses: the task that copies the original raises ValueError), and two `backfill`
 runs (one with `PREFECT_LOGGING_LEVEL=DEBUG` in its job variables, which it must honour). Then `POST /api/logs/filter` for each run must
 return Prefect's lines (flow start, every task's state, the final state), the flow's own
 warnings, and for the crash the traceback. Logs are sent in batches: polled, with a deadline.
@@ -25,7 +25,7 @@ from ivi import prefect_stack
 from ivi.settings import Settings
 from tests.fault_support import create_run, poll, stack_left_healthy, stop_service, wait_for_final_state
 from tests.pipeline_support import FINAL_STATES, flow_runs_for_key, upload
-from tests.stack_support import prefect_request
+from tests.stack_support import pipeline_block_changed, prefect_request
 
 pytestmark = pytest.mark.services
 
@@ -70,13 +70,6 @@ def _start_and_finish(settings: Settings, prefix: str) -> Runs:
     keys = {"processed": f"{prefix}ok.csv", "rejected": f"{prefix}not-a-table.csv"}
     upload(settings, keys["processed"], VENDAS)
     upload(settings, keys["rejected"], NOT_A_TABLE)
-    # Before or after the upload's run (the object version's lock keeps them apart): forced,
-    # it does the work either way.
-    crashed = create_run(
-        settings, "process_object/process-object",
-        {"bucket": settings.raw_bucket, "key": keys["rejected"], "force": True},
-        job_variables={"env": {"IVI_QUARANTINE_BUCKET": NOT_A_BUCKET}},
-    )
     backfill = create_run(settings, "backfill/backfill",
                           {"bucket": settings.raw_bucket, "prefix": f"{prefix}nothing-here/"})
     backfill_debug = create_run(
@@ -84,9 +77,17 @@ def _start_and_finish(settings: Settings, prefix: str) -> Runs:
         {"bucket": settings.raw_bucket, "prefix": f"{prefix}nothing-here-either/"},
         job_variables={"env": {"PREFECT_LOGGING_LEVEL": "DEBUG"}},
     )
-    found = {name: _the_run_of(settings, key, other_than=crashed)["id"] for name, key in keys.items()}
-    for run_id in (crashed, backfill, backfill_debug):
+    found = {name: _the_run_of(settings, key, other_than="")["id"] for name, key in keys.items()}
+    for run_id in (backfill, backfill_debug):
         wait_for_final_state(settings, run_id, timeout=RUN_TIMEOUT_SECONDS)
+    # Last, alone: a misconfigured pipeline block (a quarantine bucket name the S3 client
+    # refuses) makes the task that copies the rejected original raise ValueError.
+    with pipeline_block_changed(settings, quarantine_bucket=NOT_A_BUCKET):
+        crashed = create_run(
+            settings, "process_object/process-object",
+            {"bucket": settings.raw_bucket, "key": keys["rejected"], "force": True},
+        )
+        wait_for_final_state(settings, crashed, timeout=RUN_TIMEOUT_SECONDS)
     return Runs(prefix, crashed=crashed, backfill=backfill, backfill_debug=backfill_debug, **found)
 
 
