@@ -323,5 +323,5 @@ def _print_endpoints(settings: Settings) -> None:
     print(f"Prefect API      {settings.prefect_api_url}")
     print(f"relay            {settings.relay_url}  (POST /minio/events, /seaweedfs/events)")
     print(f"Power BI stand-in {settings.powerbi_standin_url}  (local stand-in, not Power BI; "
-          "rows page at /)")
+          "rows page at /, password IVI_POWERBI_STANDIN_ADMIN_TOKEN of .env when set)")
     print(f"logs             {settings.data_dir / 'logs'}")
