@@ -76,7 +76,13 @@ def register_standin_dataset(
     }
     with session or requests.Session() as http:
         answer = http.post(
-            f"{settings.powerbi_standin_url}/_standin/datasets", json=body, timeout=REGISTER_TIMEOUT
+            f"{settings.powerbi_standin_url}/_standin/datasets", json=body,
+            headers=settings.powerbi_standin_admin_headers, timeout=REGISTER_TIMEOUT,
+        )
+    if answer.status_code == 401:
+        raise RuntimeError(
+            f"the Power BI stand-in refused dataset {body['id']}: HTTP 401, "
+            "IVI_POWERBI_STANDIN_ADMIN_TOKEN is missing or not the stand-in's admin token"
         )
     if answer.status_code != 201:
         raise RuntimeError(

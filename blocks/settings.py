@@ -82,6 +82,10 @@ class SetupSettings(BaseSettings):
     # Where the setup and the flows reach the stand-in: 127.0.0.1 for `ivi up`, its service
     # name in docker-compose.
     powerbi_standin_host: str = "127.0.0.1"
+    # Token of the stand-in's admin API (`/_standin/...`, its page): sent by every caller as
+    # `Authorization: Bearer`; the stand-in requires it whenever it is set, and refuses to
+    # listen beyond loopback without it (generated into `.env` by `ivi up`).
+    powerbi_standin_admin_token: SecretStr = SecretStr("")
     # Power BI push datasets through the REST API (`ivi powerbi create-dataset`). Unset API
     # URL and authority mean the local stand-in; an empty secret lets `ivi` make one up for it.
     powerbi_api_url: str | None = None

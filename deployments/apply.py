@@ -4,7 +4,9 @@ Run as `python -m deployments.apply` in a process whose Prefect settings point a
 (`ivi up` starts it with the right environment). In order:
 
 1. the work pool `IVI_WORK_POOL` when it is a process pool (created once, with the process
-   worker's template); other pool types (kubernetes) belong to their worker or the infra code;
+   worker's template); other pool types (kubernetes) belong to their worker or the infra code,
+   and a pool of another type that holds our name is refused (`WorkPoolTypeMismatch`), never
+   given a process template;
 2. the blocks (`blocks/register.py`: secrets from the settings, never from prefect.yaml),
    among them `powerbi-<contract>` for each contract with a Power BI table, and the global
    concurrency limit `powerbi-<contract>` that paces its POSTs;
@@ -12,7 +14,11 @@ Run as `python -m deployments.apply` in a process whose Prefect settings point a
    changes nothing but the trigger automations' ids, which Prefect recreates), with the
    settings prefect.yaml names as `{{ $IVI_... }}` in its environment;
 4. orphan automations removed: `prefect deployment delete` leaves a deleted deployment's
-   trigger automation behind, and its action would fail on every matching event.
+   trigger automation behind, and its action would fail on every matching event. Only this
+   project's are touched: an automation is ours when its name and description are those of a
+   trigger of prefect.yaml (every trigger there carries a description naming the project).
+
+A step that cannot be done ends the command with status 1 and one line saying why.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import yaml
+
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.actions import (
     GlobalConcurrencyLimitCreate,
@@ -31,6 +39,10 @@ from prefect.client.schemas.actions import (
     WorkPoolCreate,
     WorkPoolUpdate,
 )
+from prefect.cli.deploy._triggers import _initialize_deployment_triggers
+from prefect.client.schemas.objects import WorkPool
+from prefect.events.filters import AutomationFilter, AutomationFilterName
+from prefect.events.schemas.automations import Automation
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.workers.process import ProcessWorker
 
@@ -51,6 +63,7 @@ PREFECT_FILE = Path("prefect.yaml")
 # uses them (flows/export_powerbi.py).
 POWERBI_LIMIT_SLOTS = RATE_LIMIT_SLOTS
 POWERBI_SLOT_DECAY_PER_SECOND = RATE_LIMIT_SLOT_DECAY_PER_SECOND
+AUTOMATION_PAGE = 100
 
 
 def pool_job_template() -> dict[str, Any]:
@@ -67,26 +80,43 @@ def pool_job_template() -> dict[str, Any]:
     return template
 
 
+class ApplyError(Exception):
+    """A step of the setup that cannot be done; its message is the one line the user sees."""
+
+
+class WorkPoolTypeMismatch(ApplyError):
+    """The work pool of our name exists with another type (e.g. kubernetes)."""
+
+
+def _check_pool_type(pool: WorkPool) -> None:
+    if pool.type != ProcessWorker.type:
+        raise WorkPoolTypeMismatch(
+            f"work pool {pool.name!r} is a {pool.type!r} pool, not a {ProcessWorker.type!r} "
+            f"pool: its base job template was left as it is; set IVI_WORK_POOL to another "
+            f"name, or IVI_WORK_POOL_TYPE={pool.type} if that pool is the one to use"
+        )
+
+
 def ensure_work_pool(client: SyncPrefectClient, name: str) -> bool:
     """Create the process work pool when absent (or bring its template up to date); True
-    when it was created."""
+    when it was created. A pool of that name and another type raises WorkPoolTypeMismatch."""
     template = pool_job_template()
     try:
         pool = client.read_work_pool(name)
     except ObjectNotFound:
         pool = None
-    if pool is not None:
-        if pool.base_job_template != template:
-            client.update_work_pool(name, WorkPoolUpdate(base_job_template=template))
-        return False
-    try:
-        client.create_work_pool(
-            WorkPoolCreate(name=name, type=ProcessWorker.type, base_job_template=template)
-        )
-    except ObjectAlreadyExists:  # the worker, started at the same time, created it
+    if pool is None:
+        try:
+            client.create_work_pool(
+                WorkPoolCreate(name=name, type=ProcessWorker.type, base_job_template=template)
+            )
+            return True
+        except ObjectAlreadyExists:  # the worker, started at the same time, created it
+            pool = client.read_work_pool(name)
+    _check_pool_type(pool)
+    if pool.base_job_template != template:
         client.update_work_pool(name, WorkPoolUpdate(base_job_template=template))
-        return False
-    return True
+    return False
 
 
 def ensure_rate_limit(
@@ -152,14 +182,46 @@ def deploy_env(settings: SetupSettings) -> dict[str, str]:
     return {"IVI_WORK_POOL": settings.work_pool, "IVI_RAW_BUCKET": settings.raw_bucket}
 
 
-def delete_orphan_automations(client: SyncPrefectClient) -> list[str]:
-    """Delete automations that run a deployment which no longer exists; return their names.
+def project_automations(prefect_file: Path = PREFECT_FILE) -> set[tuple[str, str]]:
+    """(name, description) of every automation `prefect deploy --all` creates from the file.
+
+    Named as Prefect names them (a trigger without a name gets
+    `<deployment>__automation_<n>`).
+    """
+    config = yaml.safe_load(prefect_file.read_text(encoding="utf-8")) or {}
+    found: set[tuple[str, str]] = set()
+    for deployment in config.get("deployments") or []:
+        specs = [dict(spec) for spec in deployment.get("triggers") or []]
+        for spec in specs:
+            spec.pop("parameters", None)  # templated per event: not needed to name it
+        for trigger in _initialize_deployment_triggers(deployment["name"], specs):
+            found.add((trigger.name or "", trigger.description))
+    return found
+
+
+def is_ours(automation: Automation, ours: set[tuple[str, str]]) -> bool:
+    """The automation was created from our prefect.yaml (its name and description match).
+
+    Prefect records which deployment owns a trigger's automation, but neither returns it nor
+    says which project the deployment was: the name and the description are what we wrote.
+    """
+    return (automation.name, automation.description) in ours
+
+
+def delete_orphan_automations(
+    client: SyncPrefectClient, prefect_file: Path = PREFECT_FILE
+) -> list[str]:
+    """Delete this project's automations that run a deployment which no longer exists; return
+    their names. Other automations (by hand, of other projects) are never touched.
 
     The server does not return an automation's `owner_resource`, so the link is read from the
     automation's own run-deployment actions.
     """
+    ours = project_automations(prefect_file)
     deleted: list[str] = []
-    for automation in client.read_automations():
+    for automation in _automations_named(client, sorted({name for name, _ in ours})):
+        if not is_ours(automation, ours):
+            continue
         actions = [*automation.actions, *automation.actions_on_trigger, *automation.actions_on_resolve]
         targets = {
             deployment_id
@@ -170,6 +232,21 @@ def delete_orphan_automations(client: SyncPrefectClient) -> list[str]:
             client.delete_automation(automation.id)
             deleted.append(automation.name)
     return deleted
+
+
+def _automations_named(client: SyncPrefectClient, names: list[str]) -> list[Automation]:
+    """Every automation with one of these names, page by page (the server caps a page)."""
+    if not names:
+        return []
+    wanted = AutomationFilter(name=AutomationFilterName(any_=names))
+    found: list[Automation] = []
+    while page := client.read_automations(
+        automations=wanted, limit=AUTOMATION_PAGE, offset=len(found)
+    ):
+        found.extend(page)
+        if len(page) < AUTOMATION_PAGE:
+            break
+    return found
 
 
 def _deployment_exists(client: SyncPrefectClient, deployment_id: UUID) -> bool:
@@ -196,5 +273,14 @@ def apply(settings: SetupSettings) -> None:
             print(f"deleted orphan automation {name!r}")
 
 
+def main() -> int:
+    try:
+        apply(SetupSettings())
+    except ApplyError as error:
+        print(f"deployments.apply: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
 if __name__ == "__main__":
-    apply(SetupSettings())
+    sys.exit(main())

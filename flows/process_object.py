@@ -86,8 +86,7 @@ def fetch(client: Minio, version: store.ObjectVersion, directory: Path) -> Path:
 def validate(path: Path, contract: Contract) -> dict[str, object]:
     """Can the file be a table for this contract at all? (encoding, header, columns)"""
     with TextSource(path) as source:
-        assert source.header is not None
-        _layout, present, ignored = map_header(source.header, contract)
+        _layout, present, ignored = map_header(source.require_header(), contract)
         return {"encoding": source.encoding, "columns": present, "ignored_columns": ignored}
 
 

@@ -142,4 +142,6 @@ def finish_apply(process: subprocess.Popen[bytes], log_path: Path, timeout: floa
         process.wait()
         raise StackError(f"applying prefect.yaml and blocks timed out; see {log_path}") from None
     if returncode != 0:
-        raise StackError(f"applying prefect.yaml and blocks failed; see {log_path}")
+        lines = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+        reason = f": {lines[-1]}" if lines else ""
+        raise StackError(f"applying prefect.yaml and blocks failed{reason}; see {log_path}")

@@ -43,6 +43,7 @@ _GENERATED_SECRETS: dict[str, Callable[[], str]] = {
     "IVI_S3_ACCESS_KEY": lambda: f"ivi-{secrets.token_hex(8)}",
     "IVI_S3_SECRET_KEY": lambda: secrets.token_urlsafe(30),
     "IVI_WEBHOOK_TOKEN": lambda: secrets.token_urlsafe(32),
+    "IVI_POWERBI_STANDIN_ADMIN_TOKEN": lambda: secrets.token_urlsafe(32),
 }
 
 
@@ -137,7 +138,7 @@ def _server_launches(settings: Settings) -> list[Launch]:
         Launch(
             standin.SERVICE, "the Power BI stand-in", standin.LISTEN_IP,
             {"powerbi": settings.powerbi_port},
-            standin.command(settings), dict(os.environ), PROJECT_DIR,
+            standin.command(settings), standin.env(settings), PROJECT_DIR,
         ),
     ]
 
@@ -322,5 +323,5 @@ def _print_endpoints(settings: Settings) -> None:
     print(f"Prefect API      {settings.prefect_api_url}")
     print(f"relay            {settings.relay_url}  (POST /minio/events, /seaweedfs/events)")
     print(f"Power BI stand-in {settings.powerbi_standin_url}  (local stand-in, not Power BI; "
-          "rows page at /)")
+          "rows page at /, password IVI_POWERBI_STANDIN_ADMIN_TOKEN of .env when set)")
     print(f"logs             {settings.data_dir / 'logs'}")

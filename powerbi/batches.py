@@ -332,7 +332,8 @@ def _batches(segments: Iterable[_Segment], max_rows: int, max_bytes: int) -> Ite
     for segment in stream:
         final = segment is exhausted
         if not final:
-            assert isinstance(segment, _Segment)
+            if not isinstance(segment, _Segment):
+                raise TypeError(f"expected a _Segment, got {type(segment).__name__}")
             count = len(segment.rows)
             rows.extend(segment.rows)
             cuts.extend(segment.cuts or itertools.repeat(0, count))

@@ -1,5 +1,8 @@
 """Routes for tests and the demo, not part of the service: `/_standin/...` and the page at `/`.
 
+With an admin token configured they all require it (`adminauth.py`), `/_standin/healthz`
+excepted.
+
 Datasets with their counts and latest rows, the accepted POSTs' times, every rows request
 with its answer, registering a dataset with a known id, key and limits, deleting rows,
 queueing faults, revoking tokens.
@@ -13,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
+from powerbi_standin.adminauth import HEALTH_PATH
 from powerbi_standin.faults import parse_fault
 from powerbi_standin.httpio import error_response, read_admin_json
 from powerbi_standin.limits import Limits
@@ -81,6 +85,11 @@ def add_admin_routes(app: FastAPI, state: StandIn) -> None:
             "posts_last_minute": traffic.posts.total(),
             "rows_last_hour": traffic.rows.total(),
         }
+
+    @app.get(HEALTH_PATH)
+    async def healthz() -> Response:
+        """Open to all: says only that the stand-in answers (for health checks)."""
+        return JSONResponse({"ok": True})
 
     @app.get("/_standin/datasets")
     async def list_datasets() -> Response:

@@ -14,6 +14,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from powerbi_standin.admin import add_admin_routes
+from powerbi_standin.adminauth import AdminGuard
 from powerbi_standin.faults import FaultQueue
 from powerbi_standin.httpio import ConnectionDropper
 from powerbi_standin.limits import Clock, Limits
@@ -29,12 +30,15 @@ def create_app(
     limits: Limits | None = None,
     clients: dict[str, str] | None = None,
     static_token: str | None = None,
+    admin_token: str | None = None,
     clock: Clock = time.monotonic,
 ) -> FastAPI:
     """The stand-in, storing rows in the SQLite file `db_path`.
 
     `clients` maps client ids to secrets the token endpoint accepts (None: any client, for the
-    demo); `static_token` is a bearer token always accepted (for scripts without msal).
+    demo); `static_token` is a bearer token always accepted (for scripts without msal);
+    `admin_token`, when set, is required by the `/_standin` routes and the page (see
+    `adminauth.py`).
     """
     state = StandIn(
         store=Store(Path(db_path)),
@@ -58,6 +62,8 @@ def create_app(
     )
     app.state.standin = state
     app.add_middleware(ConnectionDropper)
+    if admin_token:
+        app.add_middleware(AdminGuard, token=admin_token)  # outermost: checked first
 
     add_service_routes(app, state)
     add_admin_routes(app, state)

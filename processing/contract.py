@@ -56,6 +56,9 @@ class ColumnSpec:
     aliases: dict[str, object] = field(default_factory=dict)
     message: str | None = None
     description: str = ""
+    # Personal data (LGPD): the values are masked wherever a copy leaves the store (Prefect
+    # artifacts, logs, reports); the quarantine file keeps them, where they get fixed.
+    pii: bool = False
 
     @property
     def powerbi_type(self) -> str:
@@ -103,6 +106,11 @@ class Contract:
     def required_columns(self) -> list[str]:
         return [column.name for column in self.columns if column.required]
 
+    @property
+    def pii_columns(self) -> frozenset[str]:
+        """The columns marked `pii = true` (personal data)."""
+        return frozenset(column.name for column in self.columns if column.pii)
+
     def column(self, name: str) -> ColumnSpec:
         for column in self.columns:
             if column.name == name:
@@ -121,6 +129,11 @@ def _column_from_toml(entry: dict[str, object], source: Path) -> ColumnSpec:
         raise ContractError(
             f"{source.name}: column {entry.get('name')!r} has type {entry.get('type')!r}; "
             f"expected one of {sorted(POWERBI_TYPES)}"
+        )
+    if not isinstance(entry.get("pii", False), bool):
+        raise ContractError(
+            f"{source.name}: column {entry.get('name')!r} has pii = {entry['pii']!r}; "
+            "expected true or false"
         )
     values = dict(entry)
     values["allowed"] = tuple(values.get("allowed", ()))  # type: ignore[arg-type]

@@ -8,5 +8,10 @@ class FileRejected(Exception):
     """
 
 
+class SourceStateError(RuntimeError):
+    """A `TextSource` used out of order (read before `open()`): a bug in the caller, not the
+    data's fault."""
+
+
 class ContractError(Exception):
     """A contract file is malformed or unknown: an operator's mistake, not the data's."""

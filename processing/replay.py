@@ -78,8 +78,7 @@ def build_replay(original: Path, rejected_csv: Path, out: Path, chunk_bytes: int
     with TextSource(original, chunk_bytes=chunk_bytes) as source, \
             rejected_csv.open(encoding="utf-8", newline="") as rejected_file, \
             out.open("w", encoding="utf-8", newline="") as replay:
-        assert source.header is not None
-        header = source.header
+        header = source.require_header()
         positions: dict[str, int] = {}
         for index, name in enumerate(header.names):
             positions.setdefault(normalise_name(name), index)
@@ -168,8 +167,7 @@ def _check_same_row(
 
 def _records(source: TextSource) -> Iterator[_Record]:
     """Every record after the header with the line it starts on, as the engine counts lines."""
-    assert source.header is not None
-    delimiter = source.header.delimiter
+    delimiter = source.require_header().delimiter
     for chunk in source.chunks():
         yield from _chunk_records(chunk, delimiter)
 

@@ -85,8 +85,7 @@ def process_file(
     outputs: OutputFiles | None = None
     try:
         with TextSource(path, chunk_bytes=chunk_bytes) as source:
-            assert source.header is not None
-            layout, present, ignored = map_header(source.header, contract)
+            layout, present, ignored = map_header(source.require_header(), contract)
             if out_dir is not None:
                 outputs = OutputFiles(out_dir, stem or output_stem(path), present)
             report.delimiter = layout.delimiter

@@ -23,7 +23,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from processing.errors import FileRejected
+from processing.errors import FileRejected, SourceStateError
 
 CHUNK_BYTES = 5 * 1024 * 1024  # memory ~ chunk size; smaller chunks pay Pandera's ~15 ms per call more often (bench/)
 HEADER_MAX_BYTES = 64 * 1024 * 1024
@@ -32,7 +32,8 @@ _GZIP_MAGIC = b"\x1f\x8b"
 
 def _latin1_for_undefined(error: UnicodeError) -> tuple[str, int]:
     """cp1252 leaves five bytes undefined; read them as Latin-1 rather than fail the file."""
-    assert isinstance(error, UnicodeDecodeError)
+    if not isinstance(error, UnicodeDecodeError):
+        raise TypeError(f"ivi-latin1 handles decoding errors only, not {type(error).__name__}")
     return error.object[error.start : error.end].decode("latin-1"), error.end
 
 
@@ -129,6 +130,17 @@ class TextSource:
         if self._stream is not None:
             self._stream.close()
 
+    def require_header(self) -> Header:
+        """The header `open()` read; SourceStateError before that."""
+        if self.header is None:
+            raise SourceStateError(f"{self.path}: read before open(): no header yet")
+        return self.header
+
+    def _require_stream(self) -> BinaryIO:
+        if self._stream is None:
+            raise SourceStateError(f"{self.path}: read before open(): no stream yet")
+        return self._stream
+
     def __enter__(self) -> TextSource:
         return self.open()
 
@@ -137,17 +149,18 @@ class TextSource:
 
     # -- raw bytes -----------------------------------------------------------------------
     def _read_block(self, size: int) -> bytes:
-        assert self._stream is not None
+        stream = self._require_stream()
         with _gzip_errors_rejected():
-            return self._stream.read(size)
+            return stream.read(size)
 
     def _read_into(self, view: memoryview) -> int:
-        assert self._stream is not None
+        stream = self._require_stream()
         with _gzip_errors_rejected():
-            return self._stream.readinto(view)
+            return stream.readinto(view)
 
     def _transcode(self, data: bytes, final: bool = False) -> bytes:
-        assert self._transcoder is not None
+        if self._transcoder is None:
+            raise SourceStateError(f"{self.path}: transcoding a file that is not UTF-16")
         try:
             return self._transcoder.decode(data, final).encode("utf-8")
         except UnicodeDecodeError as error:
@@ -258,8 +271,7 @@ class TextSource:
             if nul >= 0:
                 line = self._next_line + count_breaks(self._buffer[:nul])
                 raise FileRejected(f"not a text file: NUL byte on line {line}")
-            assert self.header is not None
-            delimiter = self.header.delimiter
+            delimiter = self.require_header().delimiter
             cut = None if self._eof else _last_record_end(self._buffer, delimiter)
             if cut is None and not self._eof:
                 # one record longer than the buffer (a huge quoted field): read on

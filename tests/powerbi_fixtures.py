@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from tests.powerbi_support import (
+    TEST_ADMIN_TOKEN,
     TEST_CLIENT_ID,
     TEST_CLIENT_SECRET,
     TEST_STATIC_TOKEN,
@@ -33,6 +34,7 @@ def standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandIn]:
         tmp_path_factory.mktemp("powerbi-standin") / "standin.sqlite",
         clients={TEST_CLIENT_ID: TEST_CLIENT_SECRET},
         static_token=TEST_STATIC_TOKEN,
+        admin_token=TEST_ADMIN_TOKEN,
     ).start()
     try:
         yield StandIn(server)

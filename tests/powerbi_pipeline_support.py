@@ -43,7 +43,10 @@ def vendas_csv(rows: int, marker: str, first_id: int = 1) -> bytes:
 
 
 def standin(settings: Settings, method: str, path: str, **kwargs: Any) -> Any:
-    response = httpx.request(method, f"{settings.powerbi_standin_url}{path}", timeout=60, **kwargs)
+    response = httpx.request(
+        method, f"{settings.powerbi_standin_url}{path}",
+        headers=settings.powerbi_standin_admin_headers, timeout=60, **kwargs,
+    )
     response.raise_for_status()
     return response.json()
 

@@ -25,6 +25,7 @@ TEST_CLIENT_SECRET = "ivi-test-secret-0123456789"
 TEST_STATIC_TOKEN = "ivi-static-token-0123456789"
 TEST_TENANT = "ivi-test-tenant"
 TEST_GROUP = "ivi-test-workspace"
+TEST_ADMIN_TOKEN = "ivi-admin-token-0123456789"
 
 
 class StandInServer:
@@ -36,6 +37,7 @@ class StandInServer:
 
     def __init__(self, db_path: Path, **app_options: Any) -> None:
         self.db_path = db_path
+        self.admin_token: str | None = app_options.get("admin_token")
         self.app = create_app(db_path, **app_options)
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -78,6 +80,8 @@ class StandIn:
         self.server = server
         self.url = server.url
         self.http = requests.Session()
+        if server.admin_token:
+            self.http.headers["Authorization"] = f"Bearer {server.admin_token}"
 
     def register(
         self,

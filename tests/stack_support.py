@@ -63,6 +63,7 @@ def isolated_settings(data_dir: Path, **overrides: Any) -> Settings:
         "s3_access_key": f"test-{secrets.token_hex(4)}",
         "s3_secret_key": SecretStr(secrets.token_urlsafe(24)),
         "webhook_token": SecretStr(secrets.token_urlsafe(24)),
+        "powerbi_standin_admin_token": SecretStr(secrets.token_urlsafe(24)),
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -33,6 +33,7 @@ from pydantic import TypeAdapter
 
 from deployments.prewarmed_start import SOCKET_ENV
 from ivi import prefect_stack, seaweed, standin
+from powerbi_standin.adminauth import ADMIN_TOKEN_ENV, HEALTH_PATH, is_loopback
 from ivi import stack as ivi_stack
 from ivi.settings import ENV_EXAMPLE_FILE, Settings
 from blocks.settings import ENV_PREFIX
@@ -721,3 +722,13 @@ def test_interpolation_follows_compose(text: str, expected: str) -> None:
 def test_interpolation_refuses_a_missing_required_variable() -> None:
     with pytest.raises(MissingVariable, match="need B"):
         interpolate("${B:?need B}", {"B": ""})
+
+
+def test_the_standin_gets_the_admin_token_the_setup_sends_and_its_healthcheck_needs_none() -> None:
+    env = {**example_env(), "IVI_POWERBI_STANDIN_ADMIN_TOKEN": "admin-token-for-tests"}
+    assert environment(STANDIN, env)[ADMIN_TOKEN_ENV] == "admin-token-for-tests"
+    assert environment(SETUP, env)["IVI_POWERBI_STANDIN_ADMIN_TOKEN"] == "admin-token-for-tests"
+    url = healthcheck_url(STANDIN)
+    assert url is not None and urlsplit(url).path == HEALTH_PATH
+    # on 0.0.0.0 the stand-in starts only with a token: compose must hand it one
+    assert not is_loopback(option(command(STANDIN), "--host"))

@@ -153,7 +153,9 @@ def test_429s_500s_and_dropped_connections_lose_and_duplicate_no_row(
     assert report["powerbi_batches"] == 2
     assert len(rows) == report["powerbi_rows"] == report["exported_rows"] == 12_000
     assert not duplicated_ids(rows)
-    assert not httpx.get(f"{stack.powerbi_standin_url}/_standin/datasets").is_error
+    assert not httpx.get(
+        f"{stack.powerbi_standin_url}/_standin/datasets", headers=stack.powerbi_standin_admin_headers
+    ).is_error
     assert dataset_state(stack)["pending"] == 0
 
 
@@ -284,7 +286,10 @@ def test_create_dataset_command_sends_the_contracts_rows_to_the_new_push_dataset
     assert report["powerbi_rows"] == 2 and report["powerbi_destination"].endswith(
         f"/datasets/{dataset_id}/tables/clientes/rows"
     )
-    rows = httpx.get(f"{stack.powerbi_standin_url}/_standin/datasets/{dataset_id}/rows").json()
+    rows = httpx.get(
+        f"{stack.powerbi_standin_url}/_standin/datasets/{dataset_id}/rows",
+        headers=stack.powerbi_standin_admin_headers,
+    ).json()
     assert rows["rows"] == [
         {"idade": 30, "genero": "F", "renda_mensal": 1000.0},
         {"idade": 41, "genero": "M", "renda_mensal": 2500.5},

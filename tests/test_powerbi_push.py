@@ -223,7 +223,7 @@ def test_a_token_the_service_no_longer_accepts_is_refreshed_once_on_401(
     dataset = standin.register(COLUMNS, table="vendas")
     block = push_dataset(standin, dataset)
     old = block.get_token()
-    session.delete(f"{standin.url}/_standin/tokens", timeout=10).raise_for_status()
+    standin.http.delete(f"{standin.url}/_standin/tokens", timeout=10).raise_for_status()
     stats = PostStats()
     post_batch(block, one_batch(), session, policy=FAST, sleep=Sleeps(), stats=stats)
     assert stats.statuses == [401, 200]

@@ -17,7 +17,7 @@ from blocks.powerbi import PowerBIPushDataset, PowerBIStreamingDataset
 from powerbi.push import RetryPolicy, post_batch, rows_to_json_batches
 from ivi.settings import Settings
 from processing.contract import load_contract
-from tests.powerbi_support import StandIn
+from tests.powerbi_support import TEST_ADMIN_TOKEN, StandIn
 from tests.stack_support import isolated_settings
 
 pytest_plugins = ["tests.powerbi_fixtures"]
@@ -31,7 +31,12 @@ def no_saved_push_block(monkeypatch: pytest.MonkeyPatch) -> None:
 def _settings(tmp_path: Path, standin: StandIn | None = None, **values: object) -> Settings:
     settings = isolated_settings(tmp_path, **values)
     if standin is not None:
-        settings = settings.model_copy(update={"powerbi_port": standin.server.port})
+        settings = settings.model_copy(
+            update={
+                "powerbi_port": standin.server.port,
+                "powerbi_standin_admin_token": SecretStr(TEST_ADMIN_TOKEN),
+            }
+        )
     return settings
 
 

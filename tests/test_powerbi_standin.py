@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from fastapi.testclient import TestClient
+
+from powerbi_standin.adminauth import ADMIN_TOKEN_ENV, is_loopback
+from powerbi_standin.app import create_app
 
 from tests.powerbi_support import (
+    TEST_ADMIN_TOKEN,
     TEST_CLIENT_ID,
     TEST_CLIENT_SECRET,
     TEST_GROUP,
@@ -379,7 +386,7 @@ def test_deleting_rows_empties_the_dataset(
 ) -> None:
     dataset = standin.register(SALES)
     assert http_session.post(dataset.push_url, json=[GOOD_ROW] * 3, timeout=10).ok
-    assert http_session.delete(
+    assert standin.http.delete(
         f"{standin.url}/_standin/datasets/{dataset.id}/rows", timeout=10
     ).json() == {"deleted": 3}
     assert standin.count(dataset.id) == 0
@@ -390,7 +397,7 @@ def test_the_page_shows_each_datasets_row_count_and_refreshes_itself(
 ) -> None:
     dataset = standin.register(SALES)
     assert http_session.post(dataset.push_url, json=[GOOD_ROW] * 3, timeout=10).ok
-    page = http_session.get(f"{standin.url}/", timeout=10)
+    page = standin.http.get(f"{standin.url}/", timeout=10)
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert f"data-dataset='{dataset.id}'>3</span>" in page.text
     assert "http-equiv='refresh'" in page.text
@@ -447,6 +454,151 @@ def test_python_m_powerbi_standin_serves_on_the_given_port_and_db(tmp_path: Path
                 time.sleep(0.1)
         assert page.status_code == 200 and "Power BI stand-in" in page.text
         assert db.exists()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+# --- The admin API's token -----------------------------------------------------------------
+ADMIN_ROUTES = [
+    ("GET", "/"),
+    ("GET", "/_standin/datasets"),
+    ("POST", "/_standin/datasets"),
+    ("GET", "/_standin/datasets/ds"),
+    ("GET", "/_standin/datasets/ds/rows"),
+    ("GET", "/_standin/datasets/ds/posts"),
+    ("GET", "/_standin/datasets/ds/requests"),
+    ("DELETE", "/_standin/datasets/ds/rows"),
+    ("POST", "/_standin/faults"),
+    ("DELETE", "/_standin/faults"),
+    ("DELETE", "/_standin/tokens"),
+    ("GET", "/_standin/docs"),
+    ("GET", "/_standin/openapi.json"),
+]
+
+
+@pytest.fixture
+def guarded(tmp_path: Path) -> Iterator[TestClient]:
+    """The stand-in app with an admin token, and one dataset `ds` holding one row."""
+    app = create_app(tmp_path / "guarded.sqlite", admin_token=TEST_ADMIN_TOKEN)
+    with TestClient(app) as client:
+        answer = client.post(
+            "/_standin/datasets",
+            json={"id": "ds", "key": "ds-key", "columns": [{"name": "n", "dataType": "Int64"}]},
+            headers={"Authorization": f"Bearer {TEST_ADMIN_TOKEN}"},
+        )
+        assert answer.status_code == 201
+        assert client.post("/beta/t/datasets/ds/rows?key=ds-key", json=[{"n": 1}]).status_code == 200
+        yield client
+
+
+@pytest.mark.parametrize(("method", "path"), ADMIN_ROUTES)
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "Bearer wrong-token", f"Bearer {TEST_ADMIN_TOKEN}x", "Bearer ", f"Token {TEST_ADMIN_TOKEN}"],
+)
+def test_every_admin_route_answers_401_without_the_right_admin_token(
+    guarded: TestClient, method: str, path: str, authorization: str | None
+) -> None:
+    headers = {"Authorization": authorization} if authorization is not None else {}
+    answer = guarded.request(method, path, headers=headers, json={"id": "x", "columns": []})
+    assert answer.status_code == 401
+    assert "ds-key" not in answer.text
+    assert answer.headers["www-authenticate"].startswith("Basic")
+
+
+def test_a_refused_admin_call_changes_nothing(guarded: TestClient) -> None:
+    assert guarded.delete("/_standin/datasets/ds/rows").status_code == 401
+    assert guarded.post("/_standin/faults", json={"kind": "500"}).status_code == 401
+    # the row is still there and no fault was queued: the next push is answered 200
+    assert guarded.post("/beta/t/datasets/ds/rows?key=ds-key", json=[{"n": 2}]).status_code == 200
+    rows = guarded.get(
+        "/_standin/datasets/ds/rows", headers={"Authorization": f"Bearer {TEST_ADMIN_TOKEN}"}
+    )
+    assert rows.json()["count"] == 2
+
+
+def test_the_admin_token_opens_the_admin_api_as_bearer_or_as_a_browsers_basic_password(
+    guarded: TestClient,
+) -> None:
+    bearer = guarded.get(
+        "/_standin/datasets/ds", headers={"Authorization": f"Bearer {TEST_ADMIN_TOKEN}"}
+    )
+    assert bearer.status_code == 200 and bearer.json()["id"] == "ds"
+    page = guarded.get("/", auth=("anyone", TEST_ADMIN_TOKEN))
+    assert page.status_code == 200 and "data-dataset='ds'" in page.text
+    assert guarded.get("/", auth=("anyone", "wrong")).status_code == 401
+
+
+def test_the_service_routes_and_the_health_check_need_no_admin_token(guarded: TestClient) -> None:
+    assert guarded.get("/_standin/healthz").json() == {"ok": True}
+    assert guarded.post("/beta/t/datasets/ds/rows?key=ds-key", json=[{"n": 3}]).status_code == 200
+    assert guarded.post("/beta/t/datasets/ds/rows?key=wrong", json=[{"n": 3}]).status_code == 403
+
+
+def test_without_an_admin_token_the_admin_api_is_open_as_before(tmp_path: Path) -> None:
+    with TestClient(create_app(tmp_path / "open.sqlite")) as client:
+        assert client.get("/_standin/datasets").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True), ("127.1.2.3", True), ("::1", True), ("[::1]", True),
+        ("localhost", True), ("0.0.0.0", False), ("::", False), ("", False),
+        ("10.0.0.5", False), ("powerbi-standin", False), ("128.0.0.1", False),
+    ],
+)
+def test_only_loopback_addresses_count_as_loopback(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
+
+
+def test_the_stand_in_refuses_to_listen_beyond_loopback_without_an_admin_token(
+    tmp_path: Path,
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k != ADMIN_TOKEN_ENV}
+    done = subprocess.run(
+        [sys.executable, "-m", "powerbi_standin", "--host", "0.0.0.0", "--port", "1",
+         "--db", str(tmp_path / "x.sqlite")],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "0.0.0.0" in lines[0] and ADMIN_TOKEN_ENV in lines[0]
+    assert not (tmp_path / "x.sqlite").exists()
+
+
+def test_on_all_interfaces_with_a_token_the_admin_api_requires_it(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    token = "a-token-from-the-environment"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "powerbi_standin", "--host", "0.0.0.0", "--port", str(port),
+         "--db", str(tmp_path / "all.sqlite")],
+        env={**os.environ, ADMIN_TOKEN_ENV: token},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(f"{base}/_standin/healthz", timeout=1).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            assert time.monotonic() < deadline, "the stand-in did not answer"
+            time.sleep(0.1)
+        assert requests.get(f"{base}/_standin/datasets", timeout=10).status_code == 401
+        assert requests.get(f"{base}/", timeout=10).status_code == 401
+        authorized = requests.get(
+            f"{base}/_standin/datasets", headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
+        assert authorized.status_code == 200
     finally:
         process.terminate()
         process.wait(timeout=10)

@@ -169,7 +169,10 @@ def exercise(stack: Settings) -> Iterator[Exercise]:
         )
         done.command_output = command.stdout + command.stderr
         assert command.returncode == 0, done.command_output
-        httpx.delete(f"{stack.powerbi_standin_url}/_standin/tokens", timeout=30).raise_for_status()
+        httpx.delete(
+            f"{stack.powerbi_standin_url}/_standin/tokens",
+            headers=stack.powerbi_standin_admin_headers, timeout=30,
+        ).raise_for_status()
         key = done.keys["rest api"] = f"clientes/security/{marker}.csv"
         etag = upload(stack, key, b"idade,genero,renda_mensal\n30,F,1000\n41,m,2500.5\n200,x,1\n")
         done.reports["rest api"] = wait_for_report(stack, key, etag, timeout=180)

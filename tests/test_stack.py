@@ -23,10 +23,11 @@ import httpx
 import psutil
 import pytest
 from minio import Minio
+from pydantic import SecretStr
 from tests.pipeline_support import flow_runs_for_key
 from tests.stack_support import isolated_settings, prefect_request
 
-from ivi import seaweed
+from ivi import seaweed, standin
 from ivi import stack as ivi_stack
 from ivi.processes import ServiceFiles, StackError, running, spawn, stop
 from ivi.settings import Settings
@@ -227,6 +228,7 @@ def test_env_file_is_created_once_with_fresh_secrets(tmp_path: Path) -> None:
     first = env_file.read_text()
     settings = Settings(_env_file=env_file)  # type: ignore[call-arg]
     assert len(settings.webhook_token.get_secret_value()) >= 32
+    assert len(settings.powerbi_standin_admin_token.get_secret_value()) >= 32
     assert len(settings.s3_secret_key.get_secret_value()) >= 30
     assert settings.s3_access_key.startswith("ivi-")
     assert oct(env_file.stat().st_mode & 0o777) == "0o600"
@@ -358,3 +360,16 @@ def _pgid(process: psutil.Process) -> int | None:
 def test_down_knows_every_service() -> None:
     waves = [name for wave in ivi_stack.STOP_WAVES for name in wave]
     assert sorted(waves) == sorted(service.name for service in ivi_stack.SERVICES)
+
+
+def test_ivi_up_hands_the_standin_its_admin_token_and_only_that_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(standin.ADMIN_TOKEN_ENV, "a-stale-token-from-the-shell")
+    with_token = isolated_settings(tmp_path)
+    token = with_token.powerbi_standin_admin_token.get_secret_value()
+    assert standin.env(with_token)[standin.ADMIN_TOKEN_ENV] == token
+    assert with_token.powerbi_standin_admin_headers == {"Authorization": f"Bearer {token}"}
+    without = with_token.model_copy(update={"powerbi_standin_admin_token": SecretStr("")})
+    assert standin.ADMIN_TOKEN_ENV not in standin.env(without)
+    assert without.powerbi_standin_admin_headers == {}

@@ -131,6 +131,11 @@ resource "random_password" "webhook_token" {
   special = false
 }
 
+resource "random_password" "standin_admin_token" {
+  length  = 48
+  special = false
+}
+
 resource "random_password" "postgres" {
   length  = 40
   special = false
@@ -168,6 +173,8 @@ locals {
       IVI_S3_SECRET_KEY = random_password.s3_secret_key.result
       IVI_WEBHOOK_TOKEN = random_password.webhook_token.result
       POSTGRES_PASSWORD = random_password.postgres.result
+      # the stand-in (profile `standin`) listens on 0.0.0.0: its admin API needs a token
+      IVI_POWERBI_STANDIN_ADMIN_TOKEN = random_password.standin_admin_token.result
     },
     var.powerbi_client_secret == "" ? {} : { IVI_POWERBI_CLIENT_SECRET = var.powerbi_client_secret },
     { for contract, url in var.powerbi_push_urls : "IVI_POWERBI_${upper(contract)}_PUSH_URL" => url },
