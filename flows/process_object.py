@@ -314,7 +314,7 @@ def _process_version(
             write_report(client, buckets, keys, document)
             publish_artifacts(document, None)
             get_run_logger().warning("%s rejected: %s; the original is in s3://%s/%s",
-                                     version.key, reason, settings.quarantine_bucket, version.key)
+                                     version.key, reason, buckets.quarantine_bucket, keys.original)
             return Failed(message=f"{version.key} rejected: {reason}")
         except OSError as error:
             if not _disk_is_full(error):
@@ -346,7 +346,7 @@ def _process_version(
         if report.quarantined_rows:
             get_run_logger().warning("%s: %d of %d rows quarantined, with their reasons in s3://%s/%s",
                                      version.key, report.quarantined_rows, report.input_rows,
-                                     settings.quarantine_bucket, keys.rejected)
+                                     buckets.quarantine_bucket, keys.rejected)
     return Completed(
         message=(
             f"{version.key}: {report.input_rows} rows -> {report.exported_rows} exported, "

@@ -21,7 +21,6 @@ import httpx
 import psutil
 import pytest
 
-from objectstore.store import OutputKeys
 from ivi import prefect_stack
 from ivi.settings import Settings
 from tests.paths import REPO_ROOT
