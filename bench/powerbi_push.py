@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from blocks.powerbi import PowerBIStreamingDataset  # noqa: E402
-from flows.powerbi_push import PostStats, post_batch, rows_to_json_batches  # noqa: E402
+from powerbi.push import PostStats, post_batch, rows_to_json_batches  # noqa: E402
 from processing.contract import load_contract  # noqa: E402
 
 UFS = ["SP", "RJ", "MG", "BA", "PR", "RS", "PE", "CE"]

@@ -36,14 +36,11 @@ from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.actions import (
     GlobalConcurrencyLimitCreate,
     GlobalConcurrencyLimitUpdate,
-    WorkPoolCreate,
-    WorkPoolUpdate,
 )
 from prefect.cli.deploy._triggers import _initialize_deployment_triggers
-from prefect.client.schemas.objects import WorkPool
 from prefect.events.filters import AutomationFilter, AutomationFilterName
 from prefect.events.schemas.automations import Automation
-from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+from prefect.exceptions import ObjectNotFound
 from prefect.workers.process import ProcessWorker
 
 from blocks.powerbi_setup import powerbi_contracts
@@ -55,6 +52,8 @@ from flows.export_powerbi import (
 )
 from blocks.settings import SetupSettings
 from deployments import prewarmed_start
+from deployments import work_pool as process_pool
+from deployments.work_pool import WorkPoolTypeMismatch
 
 # Read from the directory the setup step runs in (the project directory; /app in the images),
 # which `prefect deploy` records as the flows' working directory.
@@ -80,43 +79,10 @@ def pool_job_template() -> dict[str, Any]:
     return template
 
 
-class ApplyError(Exception):
-    """A step of the setup that cannot be done; its message is the one line the user sees."""
-
-
-class WorkPoolTypeMismatch(ApplyError):
-    """The work pool of our name exists with another type (e.g. kubernetes)."""
-
-
-def _check_pool_type(pool: WorkPool) -> None:
-    if pool.type != ProcessWorker.type:
-        raise WorkPoolTypeMismatch(
-            f"work pool {pool.name!r} is a {pool.type!r} pool, not a {ProcessWorker.type!r} "
-            f"pool: its base job template was left as it is; set IVI_WORK_POOL to another "
-            f"name, or IVI_WORK_POOL_TYPE={pool.type} if that pool is the one to use"
-        )
-
-
 def ensure_work_pool(client: SyncPrefectClient, name: str) -> bool:
     """Create the process work pool when absent (or bring its template up to date); True
     when it was created. A pool of that name and another type raises WorkPoolTypeMismatch."""
-    template = pool_job_template()
-    try:
-        pool = client.read_work_pool(name)
-    except ObjectNotFound:
-        pool = None
-    if pool is None:
-        try:
-            client.create_work_pool(
-                WorkPoolCreate(name=name, type=ProcessWorker.type, base_job_template=template)
-            )
-            return True
-        except ObjectAlreadyExists:  # the worker, started at the same time, created it
-            pool = client.read_work_pool(name)
-    _check_pool_type(pool)
-    if pool.base_job_template != template:
-        client.update_work_pool(name, WorkPoolUpdate(base_job_template=template))
-    return False
+    return process_pool.ensure_work_pool(client, name, ProcessWorker.type, pool_job_template()) == "created"
 
 
 def ensure_rate_limit(
@@ -276,7 +242,7 @@ def apply(settings: SetupSettings) -> None:
 def main() -> int:
     try:
         apply(SetupSettings())
-    except ApplyError as error:
+    except WorkPoolTypeMismatch as error:
         print(f"deployments.apply: {error}", file=sys.stderr)
         return 1
     return 0

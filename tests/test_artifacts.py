@@ -24,7 +24,7 @@ from flows.artifacts import (
 )
 from processing.contract import load_contract
 from processing.pii import MASK, mask_reason, mask_rejected_row
-from flows.store import OutputKeys
+from objectstore.store import OutputKeys
 from ivi.settings import Settings
 from processing.run import process_file
 from tests.pipeline_support import (

@@ -45,33 +45,20 @@ def flow_run_template(template: dict[str, Any], image: str, namespace: str) -> d
 
 
 def ensure_pool(name: str, template: dict[str, Any]) -> str:
-    """Create the pool, or bring its template up to date; say which was done."""
+    """Create the pool, or bring its template up to date; say which was done.
+
+    The project's one pool creator (`deployments/work_pool.py`, in the image at /app), which
+    refuses a pool of that name and another type.
+    """
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
-    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    from deployments.work_pool import WorkPoolTypeMismatch, ensure_work_pool
 
     with get_client(sync_client=True) as client:
         try:
-            pool = client.read_work_pool(name)
-        except ObjectNotFound:
-            pool = None
-        if pool is None:
-            try:
-                client.create_work_pool(
-                    WorkPoolCreate(name=name, type=KUBERNETES_POOL_TYPE, base_job_template=template)
-                )
-                return "created"
-            except ObjectAlreadyExists:  # created in between (another setup run)
-                pool = client.read_work_pool(name)
-        if pool.type != KUBERNETES_POOL_TYPE:
-            raise SystemExit(
-                f"work pool {name!r} exists with type {pool.type!r}, not {KUBERNETES_POOL_TYPE!r}:"
-                " delete it or choose another IVI_WORK_POOL"
-            )
-        if pool.base_job_template == template:
-            return "unchanged"
-        client.update_work_pool(name, WorkPoolUpdate(base_job_template=template))
-        return "updated"
+            return ensure_work_pool(client, name, KUBERNETES_POOL_TYPE, template)
+        except WorkPoolTypeMismatch as error:
+            raise SystemExit(f"configure_work_pool: {error}") from None
 
 
 def main(argv: list[str]) -> int:
