@@ -97,6 +97,10 @@ class Settings(BaseSettings):
     # Prefect server and worker.
     prefect_host: str = "127.0.0.1"
     prefect_port: int = 4200
+    # The embedded stack's PostgreSQL (the Prefect server's database), on 127.0.0.1 only; its
+    # password is set when its data directory is created (`ivi up` generates it into `.env`).
+    postgres_port: int = 55432
+    postgres_password: SecretStr = SecretStr("")
     worker_query_seconds: float = 1.0
     # A Prefect API elsewhere, e.g. a Prefect Cloud workspace
     # (https://api.prefect.cloud/api/accounts/<account>/workspaces/<workspace>): wins over

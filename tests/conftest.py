@@ -31,10 +31,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     started_at = time.monotonic()
     ivi_stack.start(settings)
     print(f"\nembedded stack started in {time.monotonic() - started_at:.1f} s ({settings.data_dir})")
-    processes = _stack_processes(settings)
     try:
         yield settings
     finally:
+        processes = _stack_processes(settings)  # now: tests restart services
         stopping_at = time.monotonic()
         ivi_stack.down(settings)
         print(f"\nembedded stack stopped in {time.monotonic() - stopping_at:.1f} s")
