@@ -86,6 +86,8 @@ def up(settings: Settings | None = None) -> int:
     if settings is None:
         if ensure_env_file():
             print(f"created {ENV_FILE} with fresh secrets (keep it out of git)")
+        elif added := add_missing_secrets():
+            print(f"added {', '.join(added)} to {ENV_FILE} with fresh values")
         settings = Settings()
     started_at = time.monotonic()
     try:
@@ -286,6 +288,22 @@ def ensure_env_file(env_file: Path = ENV_FILE, example: Path = ENV_EXAMPLE_FILE)
     env_file.touch(mode=0o600)
     env_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return True
+
+
+def add_missing_secrets(env_file: Path = ENV_FILE) -> list[str]:
+    """Append a fresh value for each generated secret that an existing `.env` lacks entirely
+    (one created before the setting existed, e.g. IVI_POSTGRES_PASSWORD); a line present but
+    empty is the user's choice and left alone. Returns the names added."""
+    if not env_file.exists():
+        return []
+    text = env_file.read_text(encoding="utf-8")
+    present = {line.partition("=")[0].strip() for line in text.splitlines()}
+    missing = [name for name in _GENERATED_SECRETS if name not in present]
+    if missing:
+        separator = "\n" if text and not text.endswith("\n") else ""
+        with env_file.open("a", encoding="utf-8") as env:
+            env.write(separator + "".join(f"{name}={_GENERATED_SECRETS[name]()}\n" for name in missing))
+    return missing
 
 
 # --- ivi down -------------------------------------------------------------------------------

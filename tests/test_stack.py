@@ -238,6 +238,18 @@ def test_env_file_is_created_once_with_fresh_secrets(tmp_path: Path) -> None:
     assert Settings(_env_file=other).webhook_token != settings.webhook_token  # type: ignore[call-arg]
 
 
+def test_an_older_env_file_gets_the_secrets_it_lacks_and_keeps_everything_else(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("IVI_S3_SECRET_KEY=kept\nIVI_WEBHOOK_TOKEN=\nIVI_S3_ACCESS_KEY=ivi-kept")
+    assert ivi_stack.add_missing_secrets(env_file) == ["IVI_POSTGRES_PASSWORD"]
+    settings = Settings(_env_file=env_file)  # type: ignore[call-arg]
+    assert len(settings.postgres_password.get_secret_value()) >= 32
+    assert settings.s3_secret_key.get_secret_value() == "kept"
+    assert settings.webhook_token.get_secret_value() == ""  # present but empty: left alone
+    assert ivi_stack.add_missing_secrets(env_file) == []
+    assert ivi_stack.add_missing_secrets(tmp_path / "absent.env") == []
+
+
 def test_env_example_documents_every_setting() -> None:
     text = (REPO_ROOT / ".env.example").read_text()
     names = {line.split("=", 1)[0] for line in text.splitlines() if line and not line.startswith("#")}
