@@ -75,11 +75,16 @@ def os_user() -> tuple[int, int] | None:
     try:
         entry = pwd.getpwnam(OS_USER_WHEN_ROOT)
     except KeyError:
-        subprocess.run(
+        created = subprocess.run(
             ["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
              "--shell", "/usr/sbin/nologin", OS_USER_WHEN_ROOT],
-            check=True, capture_output=True, text=True,
+            capture_output=True, text=True,
         )
+        if created.returncode != 0:
+            raise StackError(
+                f"PostgreSQL refuses to run as root, and creating the user {OS_USER_WHEN_ROOT} "
+                f"to run it failed: {created.stderr.strip()}"
+            ) from None
         entry = pwd.getpwnam(OS_USER_WHEN_ROOT)
     return entry.pw_uid, entry.pw_gid
 
@@ -106,6 +111,7 @@ def prepare(settings: Settings) -> None:
     user = os_user()
     if user is not None:
         _let_reach(target.parent, user)
+        _let_reach(bin_dir(), user)
     if (target / "PG_VERSION").exists():
         return
     if not settings.postgres_password.get_secret_value():
