@@ -14,8 +14,9 @@ It starts a stack of its own (free ports, a temporary data dir) and stops it at 
 Run: `.venv/bin/python bench/bench_load.py [--files 200] [--levels 1,2,4] [--timeout 1200]`
 or `make bench-load`. `--levels` takes `0` for "no limit" (what `ivi up` configures).
 
-Measured on 2 shared cores (Prefect server on SQLite, worker limit 4, other test sessions
-running at times), 200 files per level, ~170,000 rows, uploads done in 1-3 s:
+Measured on 2 shared cores while the embedded Prefect server still ran on SQLite (it runs on
+PostgreSQL since; not measured there yet), worker limit 4, other test sessions running at
+times, 200 files per level, ~170,000 rows, uploads done in 1-3 s:
 
     concurrency files upload s files/min median s   p95 s   max s POSTs/60s  result
               1   200      2.5      16.4    473.8   710.7   730.8        21  ok
@@ -24,7 +25,7 @@ running at times), 200 files per level, ~170,000 rows, uploads done in 1-3 s:
 
 A tiny file alone takes ~3 s from upload to report (bench/bench_pipeline.py); in a burst
 the latency is the queue: throughput stops growing past 2 runs at a time because the
-Prefect server (its SQLite writes) is the bottleneck, not the runs and not Power BI (at
+Prefect server (then its SQLite writes) was the bottleneck, not the runs and not Power BI (at
 most 30 POSTs a minute against 119 allowed). Without a limit, 200 runs at once kept the
 server answering 503 for minutes (runs crashed before starting, rate-limit slots could not
 be taken): hence the embedded worker's `--limit` (ivi/prefect_stack.py).

@@ -1,8 +1,9 @@
 """The Prefect part of the embedded stack: server, configuration, worker.
 
-Every Prefect process gets its own `PREFECT_HOME` under the data dir (profiles, SQLite
-database, logs), so the stack never reads or changes the user's `~/.prefect`, and two stacks
-(the user's and a test session's) never share a database.
+Every Prefect process gets its own `PREFECT_HOME` under the data dir (profiles, logs), so the
+stack never reads or changes the user's `~/.prefect`. The server's database is the stack's
+own PostgreSQL (ivi/postgres.py), so two stacks (the user's and a test session's) never share
+one.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import httpx
 
+from ivi import postgres
 from ivi.processes import StackError
 from ivi.settings import PROJECT_DIR, Settings
 
@@ -34,13 +36,13 @@ def env(settings: Settings) -> dict[str, str]:
     home = prefect_home(settings)
     result = {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_")}
     result.update(settings.child_env())
+    del result["IVI_POSTGRES_PASSWORD"]  # the server gets its database URL: see server_env
     result.update(
         {
             "PREFECT_HOME": home,
             "PREFECT_PROFILES_PATH": os.path.join(home, "profiles.toml"),
             "PREFECT_API_URL": settings.prefect_api_url,
             **({"PREFECT_API_KEY": key} if (key := settings.prefect_api_key.get_secret_value()) else {}),
-            "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home}/prefect.db",
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_WORKER_QUERY_SECONDS": str(settings.worker_query_seconds),
             "PREFECT_CLI_PROMPT": "false",
@@ -58,18 +60,27 @@ def env(settings: Settings) -> dict[str, str]:
     return result
 
 
+def server_env(settings: Settings) -> dict[str, str]:
+    """The server's environment: the others' plus its database, whose password no other
+    process (the worker, the flow runs it starts) needs to see.
+
+    Prefect's database defaults suit one server: a pool of 5 connections (+10 overflow) out
+    of PostgreSQL's 100, a 10 s statement timeout, a 5 s connection timeout.
+    """
+    return {**env(settings), "PREFECT_SERVER_DATABASE_CONNECTION_URL": postgres.connection_url(settings)}
+
+
 def server_command(settings: Settings) -> list[str]:
     return [
-        sys.executable, "-m", "ivi.prefect_server",
+        sys.executable, "-m", "prefect", "server", "start",
         "--host", settings.prefect_host, "--port", str(settings.prefect_port),
     ]
 
 
-# Flow runs the embedded worker runs at once; the rest wait, Scheduled. Measured with
-# bench/bench_load.py on 2 cores: 16-18 files/min at 1, 22-26 at 2, 4 and 8 (the Prefect
-# server on SQLite is the limit, not the runs), while a burst of 200 with no limit kept the
-# server answering 503 for minutes: runs crashed before starting and rate-limit slots could
-# not be taken.
+# Flow runs the embedded worker runs at once; the rest wait, Scheduled. Chosen when the
+# server ran on SQLite (measured with bench/bench_load.py on 2 cores: 16-18 files/min at 1,
+# 22-26 at 2, 4 and 8, SQLite's write lock being the limit); not yet measured on PostgreSQL,
+# where the limit may be the 2 cores the server, the worker and the runs share.
 WORKER_RUN_LIMIT = 4
 
 

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -47,8 +48,12 @@ def spawn(
     *,
     env: Mapping[str, str],
     cwd: Path,
+    user: tuple[int, int] | None = None,
 ) -> psutil.Process:
-    """Start `argv` in a new session, output appended to the service's log, pid recorded."""
+    """Start `argv` in a new session, output appended to the service's log, pid recorded.
+
+    `user` is a (uid, gid) to run as, for a server that refuses root (PostgreSQL).
+    """
     files.pid_file.parent.mkdir(parents=True, exist_ok=True)
     files.log_file.parent.mkdir(parents=True, exist_ok=True)
     with files.log_file.open("ab") as log:
@@ -62,10 +67,16 @@ def spawn(
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            **run_as(user),
         )
     process = psutil.Process(popen.pid)
     files.pid_file.write_text(f"{popen.pid}\n{process.create_time()}\n")
     return process
+
+
+def run_as(user: tuple[int, int] | None) -> dict[str, Any]:
+    """`subprocess.Popen` arguments that start a child as (uid, gid), with no other group."""
+    return {} if user is None else {"user": user[0], "group": user[1], "extra_groups": []}
 
 
 def running(files: ServiceFiles) -> psutil.Process | None:
@@ -83,8 +94,17 @@ def running(files: ServiceFiles) -> psutil.Process | None:
         return None
 
 
-def stop(services: Sequence[ServiceFiles], timeout: float = 10.0) -> list[str]:
+def stop(
+    services: Sequence[ServiceFiles],
+    timeout: float = 10.0,
+    *,
+    leader_signals: Mapping[str, signal.Signals] | None = None,
+) -> list[str]:
     """SIGTERM each service's process group, SIGKILL what is left after `timeout`.
+
+    A service named in `leader_signals` gets that signal, sent to its leader alone, instead
+    (PostgreSQL shuts down fast on SIGINT to its postmaster and must not have its children
+    signalled); its group is still killed if anything is left after `timeout`.
 
     All are signalled first and awaited together, so stopping takes as long as the slowest
     service, not their sum. A group whose leader already died is still stopped (Linux never
@@ -97,8 +117,11 @@ def stop(services: Sequence[ServiceFiles], timeout: float = 10.0) -> list[str]:
         service.pid_file.unlink(missing_ok=True)
         if pgid is not None and (members := _group_members(pgid)):
             groups[service.name] = (pgid, members)
-    for pgid, members in groups.values():
-        _signal_all(pgid, members, signal.SIGTERM)
+    for name, (pgid, members) in groups.items():
+        if leader_signals and name in leader_signals:
+            _signal_leader(pgid, leader_signals[name])
+        else:
+            _signal_all(pgid, members, signal.SIGTERM)
     everything = [process for _, members in groups.values() for process in members]
     _, alive = psutil.wait_procs(everything, timeout=timeout)
     if alive:
@@ -165,6 +188,13 @@ def _signal_all(pgid: int, processes: Sequence[psutil.Process], sig: signal.Sign
                 process.send_signal(sig)
         except (OSError, psutil.Error):
             pass
+
+
+def _signal_leader(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.kill(pid, sig)
+    except OSError:
+        pass  # the leader is gone: what is left of its group is killed after the timeout
 
 
 def _reap(pid: int) -> None:

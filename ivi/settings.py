@@ -43,6 +43,11 @@ class Settings(SetupSettings, RelaySettings):
     seaweed_filer_port: int = 8888
     seaweed_admin_port: int = 23646
 
+    # The embedded stack's PostgreSQL (the Prefect server's database), on 127.0.0.1 only; its
+    # password is set when its data directory is created (`ivi up` generates it into `.env`).
+    postgres_port: int = 55432
+    postgres_password: SecretStr = SecretStr("")
+
     # The embedded worker polls this often (Prefect's own default is 10 s).
     worker_query_seconds: float = 1.0
 

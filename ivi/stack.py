@@ -1,7 +1,8 @@
 """`ivi up`, `ivi down`, `ivi status`: the embedded stack on one machine, without Docker.
 
     SeaweedFS (S3 + filer webhook) --> relay --> Prefect server --> worker --> flows
-                                                       Power BI stand-in <--' (export)
+                                                       |            Power BI stand-in <--' (export)
+                                                   PostgreSQL
 
 Each service is a background process in its own session, with its pid in
 `<data>/pids/<name>.pid` and its output in `<data>/logs/<name>.log`; `up` starts only what is
@@ -16,14 +17,14 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import psutil
 
-from ivi import prefect_stack, seaweed, standin
+from ivi import postgres, prefect_stack, seaweed, standin
 from ivi.processes import (
     ServiceFiles,
     StackError,
@@ -44,6 +45,7 @@ _GENERATED_SECRETS: dict[str, Callable[[], str]] = {
     "IVI_S3_SECRET_KEY": lambda: secrets.token_urlsafe(30),
     "IVI_WEBHOOK_TOKEN": lambda: secrets.token_urlsafe(32),
     "IVI_POWERBI_STANDIN_ADMIN_TOKEN": lambda: secrets.token_urlsafe(32),
+    "IVI_POSTGRES_PASSWORD": lambda: secrets.token_urlsafe(32),
 }
 
 
@@ -64,6 +66,7 @@ def _worker_is_alive(settings: Settings) -> bool:
 
 
 SERVICES = (
+    Service(postgres.SERVICE, postgres.is_ready),
     Service(seaweed.SERVICE, seaweed.is_ready),
     Service(prefect_stack.SERVER, prefect_stack.server_is_ready),
     Service(RELAY, relay_is_ready),
@@ -84,6 +87,8 @@ def up(settings: Settings | None = None) -> int:
     if settings is None:
         if ensure_env_file():
             print(f"created {ENV_FILE} with fresh secrets (keep it out of git)")
+        elif added := add_missing_secrets():
+            print(f"added {', '.join(added)} to {ENV_FILE} with fresh values")
         settings = Settings()
     started_at = time.monotonic()
     try:
@@ -113,22 +118,27 @@ class Launch:
     env: dict[str, str]
     cwd: Path
     prepare: Callable[[], None] = lambda: None
+    needs: tuple[str, ...] = ()  # services that must answer before this one starts
+    user: tuple[int, int] | None = None  # (uid, gid) to run as, for a server refusing root
 
 
 def _server_launches(settings: Settings) -> list[Launch]:
-    """The servers that depend on nothing else of the stack to start."""
+    """The servers of the stack; only the Prefect server waits for another (its database).
+
+    The Prefect server comes last, so that the others start while PostgreSQL gets ready.
+    """
     prefect_env = prefect_stack.env(settings)
     return [
+        Launch(
+            postgres.SERVICE, "PostgreSQL", postgres.LISTEN_IP, {"postgres": settings.postgres_port},
+            postgres.command(settings), dict(os.environ), PROJECT_DIR,
+            prepare=lambda: postgres.prepare(settings), user=postgres.os_user(),
+        ),
         Launch(
             seaweed.SERVICE, "SeaweedFS", seaweed.LISTEN_IP,
             {**settings.seaweed_ports, **settings.seaweed_grpc_ports},
             seaweed.command(settings), dict(os.environ), seaweed.home(settings),
             prepare=lambda: seaweed.write_config(settings, f"{settings.relay_url}/seaweedfs/events"),
-        ),
-        Launch(
-            prefect_stack.SERVER, "the Prefect server", settings.prefect_host,
-            {"prefect": settings.prefect_port},
-            prefect_stack.server_command(settings), prefect_env, PROJECT_DIR,
         ),
         Launch(
             RELAY, "the relay", settings.relay_host, {"relay": settings.relay_port},
@@ -139,6 +149,12 @@ def _server_launches(settings: Settings) -> list[Launch]:
             standin.SERVICE, "the Power BI stand-in", standin.LISTEN_IP,
             {"powerbi": settings.powerbi_port},
             standin.command(settings), standin.env(settings), PROJECT_DIR,
+        ),
+        Launch(
+            prefect_stack.SERVER, "the Prefect server", settings.prefect_host,
+            {"prefect": settings.prefect_port},
+            prefect_stack.server_command(settings), prefect_stack.server_env(settings), PROJECT_DIR,
+            needs=(postgres.SERVICE,),
         ),
     ]
 
@@ -164,14 +180,22 @@ def start(settings: Settings, *, configure: bool = True) -> list[str]:
 
     launched: dict[str, psutil.Process] = {}
     try:
-        # The servers start at once (each takes seconds), then each is waited for.
+        # The servers start at once (each takes seconds), then each is waited for; one that
+        # needs another started here waits for it first.
+        ready: set[str] = set()
         for launch in to_launch:
+            for name in launch.needs:
+                if name in launched and name not in ready:
+                    _wait_ready(settings, name, launched[name])
+                    ready.add(name)
             launch.prepare()
             launched[launch.name] = spawn(
-                files(settings, launch.name), launch.argv, env=launch.env, cwd=launch.cwd
+                files(settings, launch.name), launch.argv, env=launch.env, cwd=launch.cwd,
+                user=launch.user,
             )
         for launch in to_launch:
-            _wait_ready(settings, launch.name, launched[launch.name])
+            if launch.name not in ready:
+                _wait_ready(settings, launch.name, launched[launch.name])
         seaweed.ensure_buckets(settings)
 
         # Work pool, blocks and deployments are applied while the worker starts: both import
@@ -201,7 +225,7 @@ def start(settings: Settings, *, configure: bool = True) -> list[str]:
             if applying is not None:
                 prefect_stack.finish_apply(applying, apply_log, timeout=START_TIMEOUT_SECONDS)
     except BaseException:
-        stop([files(settings, name) for name in launched], timeout=STOP_TIMEOUT_SECONDS)
+        _stop(settings, list(launched))
         raise
     return list(launched)
 
@@ -220,6 +244,7 @@ def _require_secrets(settings: Settings) -> None:
         for name, value in (
             ("IVI_S3_SECRET_KEY", settings.s3_secret_key.get_secret_value()),
             ("IVI_WEBHOOK_TOKEN", settings.webhook_token.get_secret_value()),
+            ("IVI_POSTGRES_PASSWORD", settings.postgres_password.get_secret_value()),
         )
         if not value
     ]
@@ -266,13 +291,31 @@ def ensure_env_file(env_file: Path = ENV_FILE, example: Path = ENV_EXAMPLE_FILE)
     return True
 
 
+def add_missing_secrets(env_file: Path = ENV_FILE) -> list[str]:
+    """Append a fresh value for each generated secret that an existing `.env` lacks entirely
+    (one created before the setting existed, e.g. IVI_POSTGRES_PASSWORD); a line present but
+    empty is the user's choice and left alone. Returns the names added."""
+    if not env_file.exists():
+        return []
+    text = env_file.read_text(encoding="utf-8")
+    present = {line.partition("=")[0].strip() for line in text.splitlines()}
+    missing = [name for name in _GENERATED_SECRETS if name not in present]
+    if missing:
+        separator = "\n" if text and not text.endswith("\n") else ""
+        with env_file.open("a", encoding="utf-8") as env:
+            env.write(separator + "".join(f"{name}={_GENERATED_SECRETS[name]()}\n" for name in missing))
+    return missing
+
+
 # --- ivi down -------------------------------------------------------------------------------
-# Stopped in two waves, each in parallel: first what sends (the worker talks to the Prefect
+# Stopped in waves, each in parallel: first what sends (the worker talks to the Prefect
 # server while it shuts down; SeaweedFS delivers its last webhooks to the relay), then what
-# receives. Stopping all four at once made the worker and SeaweedFS hang until SIGKILL.
+# receives, then the Prefect server's database. Stopping all at once made the worker and
+# SeaweedFS hang until SIGKILL.
 STOP_WAVES = (
     (prefect_stack.WORKER, prefect_stack.ENGINE, seaweed.SERVICE),
     (RELAY, prefect_stack.SERVER, standin.SERVICE),
+    (postgres.SERVICE,),
 )
 
 
@@ -281,9 +324,16 @@ def down(settings: Settings | None = None) -> int:
     settings = settings or Settings()
     stopped: list[str] = []
     for wave in STOP_WAVES:
-        stopped += stop([files(settings, name) for name in wave], timeout=STOP_TIMEOUT_SECONDS)
+        stopped += _stop(settings, wave)
     print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
     return 0
+
+
+def _stop(settings: Settings, names: Sequence[str]) -> list[str]:
+    return stop(
+        [files(settings, name) for name in names], timeout=STOP_TIMEOUT_SECONDS,
+        leader_signals={postgres.SERVICE: postgres.STOP_SIGNAL},
+    )
 
 
 # --- ivi status -----------------------------------------------------------------------------

@@ -12,8 +12,11 @@ tests that talk to the stack.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import psutil
 import pytest
@@ -23,24 +26,34 @@ from ivi.settings import Settings
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    """The running stack's settings (S3 endpoint, Prefect API, relay URL, token, buckets)."""
+def stack(request: pytest.FixtureRequest) -> Iterator[Settings]:
+    """The running stack's settings (S3 endpoint, Prefect API, relay URL, token, buckets).
+
+    Its data dir is a temporary directory of its own, not under pytest's `tmp_path`: every
+    pytest session that starts on the machine resets `/tmp/pytest-of-<user>` to mode 0700,
+    which cuts PostgreSQL, run as another user when the tests run as root, off its data. It
+    is removed at the end unless a test failed (its logs are then still there).
+    """
     from ivi import stack as ivi_stack
 
-    settings = isolated_settings(tmp_path_factory.mktemp("ivi-stack"))
+    settings = isolated_settings(Path(tempfile.mkdtemp(prefix="ivi-stack-")))
     started_at = time.monotonic()
     ivi_stack.start(settings)
     print(f"\nembedded stack started in {time.monotonic() - started_at:.1f} s ({settings.data_dir})")
-    processes = _stack_processes(settings)
     try:
         yield settings
     finally:
+        processes = _stack_processes(settings)  # now: tests restart services
         stopping_at = time.monotonic()
         ivi_stack.down(settings)
         print(f"\nembedded stack stopped in {time.monotonic() - stopping_at:.1f} s")
         gone, alive = psutil.wait_procs(processes, timeout=5)
         left = [f"{p.pid}" for p in alive if _is_alive(p)]
         assert not left, f"processes left running after `down`: {left}"
+        if request.session.testsfailed:
+            print(f"embedded stack's data and logs kept in {settings.data_dir}")
+        else:
+            shutil.rmtree(settings.data_dir, ignore_errors=True)
 
 
 def _stack_processes(settings: Settings) -> list[psutil.Process]:

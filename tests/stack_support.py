@@ -49,7 +49,7 @@ def free_ports(count: int, *, with_grpc: bool = False) -> list[int]:
 def isolated_settings(data_dir: Path, **overrides: Any) -> Settings:
     """Settings for a stack of its own: free ports, `data_dir`, fresh secrets, no `.env`."""
     s3, master, volume, filer, admin = free_ports(5, with_grpc=True)
-    prefect, relay, powerbi = free_ports(3)
+    prefect, relay, powerbi, postgres = free_ports(4)
     values: dict[str, Any] = {
         "data_dir": data_dir,
         "s3_port": s3,
@@ -60,10 +60,12 @@ def isolated_settings(data_dir: Path, **overrides: Any) -> Settings:
         "prefect_port": prefect,
         "relay_port": relay,
         "powerbi_port": powerbi,
+        "postgres_port": postgres,
         "s3_access_key": f"test-{secrets.token_hex(4)}",
         "s3_secret_key": SecretStr(secrets.token_urlsafe(24)),
         "webhook_token": SecretStr(secrets.token_urlsafe(24)),
         "powerbi_standin_admin_token": SecretStr(secrets.token_urlsafe(24)),
+        "postgres_password": SecretStr(secrets.token_urlsafe(24)),
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
@@ -73,15 +75,10 @@ def auth_headers(settings: Settings) -> dict[str, str]:
     return {"Authorization": f"Bearer {settings.webhook_token.get_secret_value()}"}
 
 
-def prefect_request(method: str, url: str, attempts: int = 6, **kwargs: Any) -> httpx.Response:
-    """A Prefect API call that retries the server's 503 (its SQLite database was busy and the
-    transaction rolled back), as Prefect's own client does."""
+def prefect_request(method: str, url: str, **kwargs: Any) -> httpx.Response:
+    """A Prefect API call that must succeed (an error status raises)."""
     kwargs.setdefault("timeout", 10)
-    for attempt in range(attempts):
-        response = httpx.request(method, url, **kwargs)
-        if response.status_code != 503 or attempt == attempts - 1:
-            break
-        time.sleep(0.5 * (attempt + 1))
+    response = httpx.request(method, url, **kwargs)
     response.raise_for_status()
     return response
 

@@ -41,8 +41,9 @@ pytestmark = pytest.mark.services
 
 FILES = 200
 UPLOAD_SECONDS = 10.0
-# Bounded, but generous: on 2 shared cores the Prefect server (SQLite) takes 15-30 runs a
-# minute, and a run the worker fails to start is only taken up by the next reconcile (5 min).
+# Bounded, but generous: on 2 shared cores the Prefect server took 15-30 runs a minute on
+# SQLite (not yet measured on PostgreSQL), and a run the worker fails to start is only taken
+# up by the next reconcile (5 min).
 REPORTS_TIMEOUT = 1200.0
 # The pacing's bound for any 60 s span (docs/stack.md): the slots plus what decays in 60 s.
 MOST_POSTS_PER_MINUTE = POWERBI_LIMIT_SLOTS + int(60 * POWERBI_SLOT_DECAY_PER_SECOND)

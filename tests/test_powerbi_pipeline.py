@@ -243,7 +243,7 @@ def test_status_json_shows_the_standin_url_and_no_secret_is_in_it_or_the_logs(st
 
 def test_applying_again_brings_a_changed_rate_limit_back(stack: Settings) -> None:
     with temporary_settings({PREFECT_API_URL: stack.prefect_api_url}):
-        with get_client(sync_client=True) as client:  # retries the server's 503s (SQLite busy)
+        with get_client(sync_client=True) as client:
             client.update_global_concurrency_limit(
                 "powerbi-clientes",
                 GlobalConcurrencyLimitUpdate(limit=50, slot_decay_per_second=10.0),

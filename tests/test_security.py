@@ -73,8 +73,9 @@ SECRET_HOLDERS = {
     "seaweedfs/notification.toml": {"webhook token"},  # the filer's webhook sender config
     # the stand-in plays the Power BI service, which knows the keys of its datasets
     "powerbi/standin.sqlite": {"push key vendas", "push key clientes"},
-    # Prefect stores block secrets encrypted; the credentials block's user name is plain
-    "prefect/prefect.db": {"s3 access key"},
+    # Prefect's database (data files and WAL): block secrets are stored encrypted, the
+    # credentials block's user name plain; its own password only as a SCRAM verifier
+    "postgres/": {"s3 access key"},
 }
 
 
@@ -143,6 +144,7 @@ def exercise(stack: Settings) -> Iterator[Exercise]:
         secrets=[
             Secret("webhook token", stack.webhook_token.get_secret_value()),
             Secret("s3 secret key", stack.s3_secret_key.get_secret_value()),
+            Secret("postgres password", stack.postgres_password.get_secret_value()),
             Secret("push key vendas", standin_push_key("vendas", stack)),
             Secret("push key clientes", standin_push_key("clientes", stack)),
             Secret("client secret", client_secret),

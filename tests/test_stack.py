@@ -53,10 +53,10 @@ def test_status_json_shows_endpoints_buckets_and_services_but_no_secret(stack: S
         "relay_url": stack.relay_url,
         "powerbi_standin_url": f"http://127.0.0.1:{stack.powerbi_port}",
         "buckets": {"raw": "raw", "processed": "processed", "quarantine": "quarantine"},
-        "services": {"seaweedfs": "up", "prefect-server": "up", "relay": "up",
+        "services": {"postgres": "up", "seaweedfs": "up", "prefect-server": "up", "relay": "up",
                      "powerbi-standin": "up", "worker": "up", "engine": "up"},
     }
-    for secret in (stack.webhook_token, stack.s3_secret_key):
+    for secret in (stack.webhook_token, stack.s3_secret_key, stack.postgres_password):
         assert secret.get_secret_value() not in result.stdout + result.stderr
 
 
@@ -145,7 +145,7 @@ def _prefect_snapshot(api: str) -> dict[str, Any]:
 
 
 def _api(method: str, url: str, **kwargs: Any) -> Any:
-    response = prefect_request(method, url, **kwargs)  # SQLite busy -> 503: retried
+    response = httpx.request(method, url, timeout=10, **kwargs)
     assert response.is_success, f"{method} {url}: {response.status_code} {response.text[:500]}"
     return response.json() if response.content else None
 
@@ -194,7 +194,8 @@ def test_up_again_starts_nothing_redeploys_identically_and_removes_orphan_automa
 @services
 def test_secrets_are_in_blocks_not_in_deployments_or_logs(stack: Settings) -> None:
     api = stack.prefect_api_url
-    secrets = [stack.webhook_token.get_secret_value(), stack.s3_secret_key.get_secret_value()]
+    secrets = [stack.webhook_token.get_secret_value(), stack.s3_secret_key.get_secret_value(),
+               stack.postgres_password.get_secret_value()]
     deployments = prefect_request("POST", f"{api}/deployments/filter", json={}).text
     logs = "".join(p.read_text(errors="replace") for p in (stack.data_dir / "logs").glob("*.log"))
     for secret in secrets:
@@ -230,6 +231,7 @@ def test_env_file_is_created_once_with_fresh_secrets(tmp_path: Path) -> None:
     assert len(settings.webhook_token.get_secret_value()) >= 32
     assert len(settings.powerbi_standin_admin_token.get_secret_value()) >= 32
     assert len(settings.s3_secret_key.get_secret_value()) >= 30
+    assert len(settings.postgres_password.get_secret_value()) >= 32
     assert settings.s3_access_key.startswith("ivi-")
     assert oct(env_file.stat().st_mode & 0o777) == "0o600"
     assert ivi_stack.ensure_env_file(env_file, example) is False
@@ -237,6 +239,18 @@ def test_env_file_is_created_once_with_fresh_secrets(tmp_path: Path) -> None:
     other = tmp_path / "other.env"
     ivi_stack.ensure_env_file(other, example)
     assert Settings(_env_file=other).webhook_token != settings.webhook_token  # type: ignore[call-arg]
+
+
+def test_an_older_env_file_gets_the_secrets_it_lacks_and_keeps_everything_else(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("IVI_S3_SECRET_KEY=kept\nIVI_WEBHOOK_TOKEN=\nIVI_S3_ACCESS_KEY=ivi-kept")
+    assert ivi_stack.add_missing_secrets(env_file) == ["IVI_POSTGRES_PASSWORD"]
+    settings = Settings(_env_file=env_file)  # type: ignore[call-arg]
+    assert len(settings.postgres_password.get_secret_value()) >= 32
+    assert settings.s3_secret_key.get_secret_value() == "kept"
+    assert settings.webhook_token.get_secret_value() == ""  # present but empty: left alone
+    assert ivi_stack.add_missing_secrets(env_file) == []
+    assert ivi_stack.add_missing_secrets(tmp_path / "absent.env") == []
 
 
 def test_env_example_documents_every_setting() -> None:
