@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import time
-from pathlib import Path
 from urllib.parse import quote_plus
 
 import httpx
@@ -14,6 +13,7 @@ import pytest
 
 from flows.artifacts import artifact_key
 from flows.store import OutputKeys
+from ivi.demo import SAMPLES_DIR as SAMPLES
 from ivi.settings import Settings
 from tests.pipeline_support import (
     artifacts_with_key,
@@ -29,7 +29,6 @@ from tests.stack_support import auth_headers
 
 pytestmark = pytest.mark.services
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data"
 VENDAS = (
     "ID Venda;Data Venda;Cliente;Produto;Categoria;Quantidade;Preço Unitário;Valor Total;UF\n"
     "1;05/01/2024;Ana;Caneta;Papelaria;2;R$ 1.234,56;2469,12;sp\n"
