@@ -6,7 +6,7 @@ import random
 import secrets
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -121,3 +121,15 @@ def automations_paused(settings: Settings) -> Iterator[None]:
         time.sleep(1)  # the triggers service sees the last events while still paused
         for automation_id in enabled:
             prefect_request("PATCH", f"{api}/automations/{automation_id}", json={"enabled": True})
+
+
+def assert_stays(condition: Callable[[], bool], *, seconds: float, what: str, interval: float = 0.25) -> None:
+    """Absence, observed: `condition()` holds on every look during `seconds`; fails on the first
+    look where it does not, naming `what` appeared (rather than looking once after a sleep)."""
+    started = time.monotonic()
+    while True:
+        if not condition():
+            raise AssertionError(f"{what} after {time.monotonic() - started:.1f} s")
+        if time.monotonic() - started >= seconds:
+            return
+        time.sleep(interval)
