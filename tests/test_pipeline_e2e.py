@@ -139,7 +139,7 @@ def test_the_reconcile_processes_a_file_whose_event_was_lost(stack: Settings) ->
         bring_back(stack)  # the relay again
     print(f"\nSeaweedFS delivered {path} {len(attempts)} time(s) before giving up: "
           f"{[(round(at - attempts[0][0], 1), event_type) for at, event_type in attempts]}")
-    assert_stays(lambda: flow_runs_for_key(stack, key) == [], seconds=3,
+    assert_stays(lambda: flow_runs_for_key(stack, key) == [], seconds=5,
                  what="a run for the object whose event the store gave up on")
 
     reconcile = run_deployment_now(stack, "backfill/reconcile", {"bucket": stack.raw_bucket})
