@@ -21,6 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.own_stack import own_stack, percentile  # noqa: E402
+from ivi.demo import SAMPLES_DIR  # noqa: E402
 from tests.pipeline_support import upload, wait_for_report  # noqa: E402
 from tests.powerbi_pipeline_support import (  # noqa: E402
     dataset_state,
@@ -31,7 +32,7 @@ from tests.powerbi_pipeline_support import (  # noqa: E402
     vendas_csv,
 )
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "mock.csv"
+SAMPLE = SAMPLES_DIR / "mock.csv"
 
 
 def measure_latency(settings, files: int) -> None:  # type: ignore[no-untyped-def]

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from ivi.settings import PROJECT_DIR, Settings
 
-SAMPLES_DIR = PROJECT_DIR.parent / "shared" / "data"
+# The prototype's two sample files, kept in the repository (the tests read them too).
+SAMPLES_DIR = PROJECT_DIR / "samples"
 DEMO_ROWS = 50_000
 WAIT_SECONDS = 180.0
 
@@ -25,8 +26,7 @@ def _demo_files(work: Path) -> dict[str, Path]:
     """Object key in the raw bucket -> local file."""
     files: dict[str, Path] = {}
     for name in ("mock.csv", "mock_10000_linhas.csv"):
-        if (SAMPLES_DIR / name).is_file():
-            files[f"clientes/{name}"] = SAMPLES_DIR / name
+        files[f"clientes/{name}"] = SAMPLES_DIR / name
     messy = work / "vendas_demo_messy.csv"
     subprocess.run(
         [sys.executable, str(PROJECT_DIR / "bench" / "generate_messy.py"), "--contract", "vendas",

@@ -9,13 +9,16 @@ without re-applying the Prefect configuration, which survives in the server's da
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -248,3 +251,75 @@ def tiny_tmpfs(directory: Path, size: str = "2m") -> Iterator[Path]:
         if subprocess.run(["umount", str(directory)], check=False).returncode != 0:
             subprocess.run(["umount", "-l", str(directory)], check=True)  # still in use: detach
 
+
+
+# --- a store that gives up --------------------------------------------------------------------
+# SeaweedFS 4.48's filer webhook (weed/notification/webhook/webhook_queue.go) wraps each
+# delivery in watermill's Retry middleware (ivi/seaweed.py sets max_retries = 3,
+# backoff_seconds = 1, max_backoff_seconds = 10: pauses of 1, 2, 4 s, each +-30 %) and a
+# poison queue, whose consumer logs "received dead letter message: ..., key: <path>" and
+# keeps nothing. Observed here (tests/test_pipeline_e2e.py prints it): one attempt, then the
+# dead letter at once; the poison queue, added after the retry, sits inside it and swallows
+# the error. The waits below still allow for the configured retries, should a version retry.
+SEAWEED_LONGEST_RETRY_PAUSE_SECONDS = 4 * 1.3
+
+
+class RefusingWebhook:
+    """A throwaway receiver on the relay's port that answers every delivery 503 and records
+    it: (monotonic time, event_type, key) per POST. The relay must be stopped first."""
+
+    def __init__(self, settings: Settings) -> None:
+        deliveries: list[tuple[float, str, str]] = []
+        self.deliveries = deliveries
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                try:
+                    document = json.loads(body)
+                    deliveries.append((time.monotonic(), str(document.get("event_type")), str(document.get("key"))))
+                except ValueError:
+                    deliveries.append((time.monotonic(), "", ""))
+                self.send_response(503)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+                return
+
+        self.server = ThreadingHTTPServer((settings.relay_host, settings.relay_port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> RefusingWebhook:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=10)
+
+    def attempts(self, path: str) -> list[tuple[float, str]]:
+        return [(at, event_type) for at, event_type, key in list(self.deliveries) if key == path]
+
+
+def seaweed_dead_letters(settings: Settings, path: str, offset: int) -> int:
+    """How many deliveries of `path` (`/buckets/<bucket>/<key>`) SeaweedFS gave up on, per its
+    log, past `offset`."""
+    with ivi_stack.files(settings, "seaweedfs").log_file.open("rb") as handle:
+        handle.seek(offset)
+        written = handle.read().decode(errors="replace")
+    return sum(line.endswith(f", key: {path}") for line in written.splitlines()
+               if "received dead letter message" in line)
+
+
+def wait_until_seaweed_gives_up(settings: Settings, hook: RefusingWebhook, path: str, offset: int,
+                                timeout: float = 120.0) -> list[tuple[float, str]]:
+    """Once SeaweedFS has given up on `path`: it logged a dead letter for it, and no new
+    attempt reached `hook` for longer than its longest pause between retries. Returns the
+    attempts seen."""
+    poll(lambda: hook.attempts(path), f"SeaweedFS to deliver {path}", timeout)
+    poll(lambda: seaweed_dead_letters(settings, path, offset), f"SeaweedFS to give up on {path}", timeout)
+    wait_until_unchanged(lambda: len(hook.attempts(path)), f"SeaweedFS to stop retrying {path}",
+                         quiet=SEAWEED_LONGEST_RETRY_PAUSE_SECONDS + 1, timeout=timeout)
+    return hook.attempts(path)

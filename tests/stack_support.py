@@ -6,8 +6,9 @@ import random
 import secrets
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -105,20 +106,45 @@ def wait_for_events(
 
 
 @contextmanager
-def automations_paused(settings: Settings) -> Iterator[None]:
+def automations_paused(settings: Settings, *, watch_seconds: float = 3.0) -> Iterator[None]:
     """No deployment trigger fires while this runs (events a test makes up start no flow
-    run); the automations that were enabled are enabled again afterwards."""
+    run); the automations that were enabled are enabled again afterwards, and then, for
+    `watch_seconds`, none of them may start a run since the pause began (an event of the
+    paused time that the triggers service only saw after re-enabling would, and fails here)."""
     api = settings.prefect_api_url
     automations = prefect_request("POST", f"{api}/automations/filter", json={}).json()
     enabled = [a["id"] for a in automations if a["enabled"]]
+    paused_at = datetime.now(timezone.utc).isoformat()
     for automation_id in enabled:
         prefect_request("PATCH", f"{api}/automations/{automation_id}", json={"enabled": False})
     try:
         yield
     finally:
-        time.sleep(1)  # the triggers service sees the last events while still paused
         for automation_id in enabled:
             prefect_request("PATCH", f"{api}/automations/{automation_id}", json={"enabled": True})
+
+    def runs_of_paused_automations() -> list[str]:
+        runs = prefect_request(
+            "POST", f"{api}/flow_runs/filter",
+            json={"flow_runs": {"expected_start_time": {"after_": paused_at}}, "limit": 200},
+        ).json()
+        marks = tuple(f"automation {automation_id}," for automation_id in enabled)
+        return [run["name"] for run in runs if (run.get("idempotency_key") or "").startswith(marks)]
+
+    assert_stays(lambda: not runs_of_paused_automations(), seconds=watch_seconds,
+                 what="a trigger paused by automations_paused started a run for an event of the pause")
+
+
+def assert_stays(condition: Callable[[], bool], *, seconds: float, what: str, interval: float = 0.25) -> None:
+    """Absence, observed: `condition()` holds on every look during `seconds`; fails on the first
+    look where it does not, naming `what` appeared (rather than looking once after a sleep)."""
+    started = time.monotonic()
+    while True:
+        if not condition():
+            raise AssertionError(f"{what} after {time.monotonic() - started:.1f} s")
+        if time.monotonic() - started >= seconds:
+            return
+        time.sleep(interval)
 
 
 @contextmanager

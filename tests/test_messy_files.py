@@ -17,10 +17,9 @@ from typing import Any
 import pytest
 
 from ivi.cli import main
+from ivi.demo import SAMPLES_DIR
 from tests.messy_support import load_generator
 
-# In CI (and here) the shared/ folder sits beside the clone.
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 gm = load_generator()
@@ -307,10 +306,8 @@ def test_clean_values_are_exact_across_chunks(big_run: Run) -> None:
 
 
 def sample_file(name: str) -> Path:
-    path = SHARED_DATA / name
-    if not path.exists():
-        pytest.skip(f"{path} is not there (shared/ is expected beside the clone)")
-    return path
+    """One of the prototype's sample files, kept in the repository (never skipped)."""
+    return SAMPLES_DIR / name
 
 
 def test_prototype_mock_csv_exports_all_ten_rows(tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import time
-from pathlib import Path
 from urllib.parse import quote_plus
 
 import httpx
@@ -14,6 +13,7 @@ import pytest
 
 from flows.artifacts import artifact_key
 from objectstore.store import OutputKeys
+from ivi.demo import SAMPLES_DIR as SAMPLES
 from ivi.settings import Settings
 from tests.pipeline_support import (
     artifacts_with_key,
@@ -29,7 +29,6 @@ from tests.stack_support import auth_headers
 
 pytestmark = pytest.mark.services
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data"
 VENDAS = (
     "ID Venda;Data Venda;Cliente;Produto;Categoria;Quantidade;Preço Unitário;Valor Total;UF\n"
     "1;05/01/2024;Ana;Caneta;Papelaria;2;R$ 1.234,56;2469,12;sp\n"
@@ -113,21 +112,51 @@ def test_a_file_that_is_not_a_table_is_quarantined_untouched_and_its_run_fails(s
 
 
 def test_the_reconcile_processes_a_file_whose_event_was_lost(stack: Settings) -> None:
+    """The store gives up on the webhook (observed: a receiver on the relay's port refuses
+    every attempt until SeaweedFS logs the delivery dead and stops retrying), the relay comes
+    back, no run starts, and the reconcile is what processes the object."""
     from ivi import stack as ivi_stack
-    from ivi.processes import running, stop
+    from tests.fault_support import (
+        RefusingWebhook,
+        bring_back,
+        flow_run,
+        stop_service,
+        wait_for_final_state,
+        wait_until_seaweed_gives_up,
+    )
+    from tests.pipeline_support import flow_runs_for_key
+    from tests.stack_support import assert_stays
 
-    relay = ivi_stack.files(stack, "relay")
-    assert running(relay) is not None
-    stop([relay], timeout=10)
+    key = f"vendas/e2e/lost-event-{time.time_ns()}.csv"
+    path = f"/buckets/{stack.raw_bucket}/{key}"
+    log_offset = ivi_stack.files(stack, "seaweedfs").log_file.stat().st_size
+    stop_service(stack, "relay")
     try:
-        key = "vendas/e2e/lost-event.csv"
-        etag = upload(stack, key, VENDAS.encode("utf-8"))
-        time.sleep(2)
+        with RefusingWebhook(stack) as hook:
+            etag = upload(stack, key, VENDAS.encode("utf-8"))
+            attempts = wait_until_seaweed_gives_up(stack, hook, path, log_offset)
     finally:
-        ivi_stack.start(stack)  # starts only what is not running: the relay again
-    run_deployment_now(stack, "backfill/reconcile", {"bucket": stack.raw_bucket})
+        bring_back(stack)  # the relay again
+    print(f"\nSeaweedFS delivered {path} {len(attempts)} time(s) before giving up: "
+          f"{[(round(at - attempts[0][0], 1), event_type) for at, event_type in attempts]}")
+    assert_stays(lambda: flow_runs_for_key(stack, key) == [], seconds=5,
+                 what="a run for the object whose event the store gave up on")
+
+    reconcile = run_deployment_now(stack, "backfill/reconcile", {"bucket": stack.raw_bucket})
     report = wait_for_report(stack, key, etag)
     assert report["exported_rows"] == 1
+    # The run that wrote the report was started by a reconcile run: backfill gives each run
+    # it starts the idempotency key "<bucket>/<key>@<eTag>#<the backfill run's id>" (this
+    # one, or the scheduled reconcile if it happened to fire first).
+    reconcile_deployment = flow_run(stack, reconcile)["deployment_id"]
+    prefix = f"{stack.raw_bucket}/{key}@{etag}#"
+    runs = flow_runs_for_key(stack, key)
+    assert report["flow_run_id"] in [run["id"] for run in runs]
+    for run in runs:  # every run of the object, the one that wrote the report among them
+        assert (run["idempotency_key"] or "").startswith(prefix), run
+        starter = flow_run(stack, run["idempotency_key"].removeprefix(prefix))
+        assert (starter["deployment_id"], starter["flow_id"]) == (reconcile_deployment, flow_run(stack, reconcile)["flow_id"])
+    assert wait_for_final_state(stack, reconcile)["state_type"] == "COMPLETED"
 
 
 def test_keys_that_differ_in_case_or_extension_keep_outputs_of_their_own_and_the_reconcile_converges(

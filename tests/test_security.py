@@ -56,6 +56,7 @@ from blocks.powerbi_setup import standin_push_key
 from objectstore.store import OutputKeys
 from ivi.settings import Settings
 from tests.paths import REPO_ROOT
+from tests.fault_support import poll
 from tests.pipeline_support import (
     s3,
     upload,
@@ -63,7 +64,7 @@ from tests.pipeline_support import (
     wait_for_runs_to_finish,
 )
 from tests.powerbi_pipeline_support import clear_faults, new_marker, queue_fault, vendas_csv
-from tests.stack_support import auth_headers, prefect_request
+from tests.stack_support import assert_stays, auth_headers, prefect_request
 
 MIN_SECRET_CHARS = 16
 MIN_IDENTIFIER_CHARS = 12
@@ -588,6 +589,9 @@ def test_a_sender_that_stalls_over_the_limit_gets_413_without_holding_the_relay(
     body = _chunked(_json_of_size(stack.relay_max_body_bytes + 1), end=False)  # never ends
     with ThreadPoolExecutor(max_workers=1) as pool:
         stalling = pool.submit(exchange, stack, head, body, timeout=DRAIN_SECONDS + 20)
+        # Not a synchronisation for an assertion of absence: it lets the stalled sender get
+        # its head and first chunks in, so that the relay is draining while it answers below
+        # (a shorter wait only makes the test weaker; it cannot make it pass wrongly).
         time.sleep(1)
         started = time.monotonic()  # meanwhile, the relay answers others at once
         assert httpx.get(f"{stack.relay_url}/healthz", timeout=10).status_code == 200
@@ -606,9 +610,15 @@ def test_a_sender_that_leaves_half_way_is_no_error_of_the_relay(stack: Settings)
         request_head("/minio/events", bearer(stack), "Transfer-Encoding: chunked"),
     ):
         exchange(stack, head, [b'{"Records": ['], leave=True)
-    time.sleep(1)
+
+    def written() -> str:
+        with log.open("rb") as handle:
+            handle.seek(seen)
+            return handle.read().decode(errors="replace")
+
+    # the relay has seen both senders leave once it says so, then nothing goes wrong for a while
+    poll(lambda: written().count("the sender closed the connection before the end of its body") >= 2,
+         "the relay to log both senders leaving", timeout=30)
     assert httpx.get(f"{stack.relay_url}/healthz", timeout=10).status_code == 200
-    with log.open("rb") as handle:
-        handle.seek(seen)
-        written = handle.read().decode(errors="replace")
-    assert "Exception in ASGI application" not in written and "Traceback" not in written
+    assert_stays(lambda: "Exception in ASGI application" not in written() and "Traceback" not in written(),
+                 seconds=3, what="an unhandled error in the relay's log")
