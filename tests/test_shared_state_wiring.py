@@ -21,7 +21,7 @@ from prefect.blocks.core import Block
 from prefect_aws import MinIOCredentials, S3Bucket
 
 import blocks.register
-import flows.process_object
+import flows.version_lock
 from blocks.objectstore import (
     MINIO_CREDENTIALS_BLOCK,
     RESULT_STORAGE,
@@ -32,7 +32,8 @@ from blocks.objectstore import (
 from blocks.pipeline import PIPELINE_BLOCK, PipelineBuckets
 from flows.backfill import backfill
 from flows.export_powerbi import push_batch
-from flows.process_object import process_object, version_lock
+from flows.process_object import process_object
+from flows.version_lock import version_lock
 from objectstore.store import ObjectVersion
 from ivi.settings import Settings
 from objectstore.lease import LOCKS_PREFIX, ObjectStoreLease, lock_object_key
@@ -99,4 +100,4 @@ def test_the_version_lock_is_a_lease_in_the_processed_bucket() -> None:
     assert lease.key == lock_object_key("raw/k.csv@etag") and lease.key.startswith(LOCKS_PREFIX)
     # the lease talks to the store the block names (boto3 client, never a local file)
     assert lease.s3.meta.endpoint_url == "https://store.example:9123"
-    assert flows.process_object.LOCK_LEASE_SECONDS == lease.lease_seconds
+    assert flows.version_lock.LOCK_LEASE_SECONDS == lease.lease_seconds

@@ -13,7 +13,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import EndpointConnectionError
 
-from flows.process_object import _retry_when_store_unreachable
+from flows.version_lock import _retry_when_store_unreachable
 from ivi.settings import Settings
 from objectstore.lease import LeaseLost, LockTimeout, ObjectStoreLease, lock_object_key
 from tests.stack_support import free_ports
