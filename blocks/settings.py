@@ -183,6 +183,12 @@ class SetupSettings(BaseSettings):
         return self.powerbi_url
 
     @property
+    def powerbi_standin_admin_headers(self) -> dict[str, str]:
+        """Headers for a call to the stand-in's admin API (none when no token is set)."""
+        token = self.powerbi_standin_admin_token.get_secret_value()
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+    @property
     def powerbi_api_base(self) -> str:
         """The Power BI REST API base: the configured one, or the local stand-in."""
         return (self.powerbi_api_url or self.powerbi_url).rstrip("/")
