@@ -17,6 +17,7 @@ TYPE_MESSAGES: dict[str, str] = {
     "int": "not an integer",
     "decimal": "not a decimal number",
     "date": "not a date (YYYY-MM-DD or DD/MM/YYYY)",
+    "datetime": "not a datetime (ISO 8601, or DD/MM/YYYY with an optional HH:MM[:SS])",
     "boolean": "not a boolean",
     "string": "not a string",
 }
@@ -24,12 +25,41 @@ POLARS_TYPES: dict[str, pl.DataType] = {
     "int": pl.Int64(),
     "decimal": pl.Float64(),
     "date": pl.Date(),
+    "datetime": pl.Datetime("us"),
     "string": pl.String(),
     "boolean": pl.Boolean(),
 }
+#: A datetime column without `format` accepts these (after a `T` between date and time
+#: became a space): ISO 8601 with or without seconds and fractions (`%.f` is optional),
+#: then DD/MM/YYYY with an optional time; ISO with an offset (`Z`, `+03:00`, `-0300`) last.
+DEFAULT_DATETIME_FORMATS = (
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%d %H:%M",
+    "%d/%m/%Y %H:%M:%S",
+    "%d/%m/%Y %H:%M",
+    "%d/%m/%Y",
+    "%Y-%m-%d %H:%M:%S%.f%#z",
+    "%Y-%m-%d %H:%M%#z",
+)
+_OFFSET_DIRECTIVES = ("%z", "%#z", "%:z", "%::z", "%:::z")
+_DATE_DIRECTIVES = ("%H", "%I", "%M", "%S", "%p", "%f", "%.f", "%T", "%R", "%X", "%c", "%s")
 _COMMA_DECIMAL = r"^[+-]?([0-9]{1,3}(\.[0-9]{3})+|[0-9]+),[0-9]+$"  # ASCII classes: \d is all of Unicode
 _TRUE = {"true", "1", "sim", "s", "yes", "y", "verdadeiro"}
 _FALSE = {"false", "0", "nao", "não", "n", "no", "falso"}
+
+
+def type_message(spec: ColumnSpec) -> str:
+    """The reason a value that cannot be read as the column's type gets."""
+    if spec.type in ("date", "datetime") and spec.format:
+        return f"not a {spec.type} (expected {' or '.join(spec.format)})"
+    return TYPE_MESSAGES[spec.type]
+
+
+def polars_type(spec: ColumnSpec) -> pl.DataType:
+    """The typed column's dtype: a datetime with a `timezone` is UTC."""
+    if spec.type == "datetime" and spec.timezone:
+        return pl.Datetime("us", "UTC")
+    return POLARS_TYPES[spec.type]
 
 
 @dataclass(frozen=True)
@@ -105,7 +135,7 @@ def _typed(name: str, spec: ColumnSpec) -> pl.Expr:
         return value.cast(pl.Int64, strict=False)
     if spec.type == "decimal":
         return _decimal(name)
-    if spec.type == "date":
+    if spec.type == "date" and not spec.format:
         # both formats are exactly ten characters: strptime alone would take `15/01/24` as year 24
         full = _only_where(value.str.len_bytes() == 10, value)
         # no cache: parsing ten fixed characters beats polars' cache lookup (-30% measured)
@@ -113,10 +143,58 @@ def _typed(name: str, spec: ColumnSpec) -> pl.Expr:
             full.str.strptime(pl.Date, "%Y-%m-%d", strict=False, cache=False),
             full.str.strptime(pl.Date, "%d/%m/%Y", strict=False, cache=False),
         )
+    if spec.type == "date" and spec.format:
+        return _plausible_year(
+            pl.coalesce(_strptime(value, pl.Date(), fmt, None) for fmt in spec.format)
+        )
+    if spec.type == "datetime":
+        return _datetime(name, spec)
     if spec.type == "boolean":
         key = value.str.to_lowercase()
         return pl.when(key.is_in(_TRUE)).then(True).when(key.is_in(_FALSE)).then(False)
     return value
+
+
+def _plausible_year(parsed: pl.Expr) -> pl.Expr:
+    """`%Y` also reads `24` as the year 24 (`15/01/24`): a year below 1000 is not a date."""
+    return pl.when(parsed.dt.year() >= 1000).then(parsed)
+
+
+def _strptime(value: pl.Expr, dtype: pl.DataType, fmt: str, timezone: str | None) -> pl.Expr:
+    """`value` read with one format, as `dtype` (naive, or UTC for a zoned column), else null.
+
+    A value with an offset is converted to UTC; a naive one is placed in `timezone` if the
+    column has one. An impossible date (`2/30/2017`) or a time that the zone skips is null.
+    """
+    if dtype == pl.Date():
+        if not any(directive in fmt for directive in _DATE_DIRECTIVES):
+            return value.str.strptime(pl.Date, fmt, strict=False)
+        return value.str.strptime(pl.Datetime("us"), fmt, strict=False).dt.date()
+    if any(directive in fmt for directive in _OFFSET_DIRECTIVES):
+        parsed = value.str.strptime(pl.Datetime("us", "UTC"), fmt, strict=False)
+        return parsed if timezone else parsed.dt.replace_time_zone(None)
+    if not any(directive in fmt for directive in _DATE_DIRECTIVES):  # a date alone: midnight
+        parsed = value.str.strptime(pl.Date, fmt, strict=False).cast(pl.Datetime("us"))
+    else:
+        parsed = value.str.strptime(pl.Datetime("us"), fmt, strict=False)
+    if timezone:
+        return parsed.dt.replace_time_zone(
+            timezone, ambiguous="earliest", non_existent="null"
+        ).dt.convert_time_zone("UTC")
+    return parsed
+
+
+def _datetime(name: str, spec: ColumnSpec) -> pl.Expr:
+    """Each format tried in order on every value (polars evaluates all), the first hit kept."""
+    value = pl.col(name)
+    formats = spec.format
+    if not formats:
+        value = value.str.replace("T", " ", literal=True)
+        formats = DEFAULT_DATETIME_FORMATS
+    dtype = polars_type(spec)
+    return _plausible_year(
+        pl.coalesce(_strptime(value, dtype, fmt, spec.timezone) for fmt in formats)
+    )
 
 
 def column_cleaning(spec: ColumnSpec) -> ColumnCleaning:
