@@ -45,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("key", help="the object's key in the raw bucket, e.g. vendas/2026/nov.csv")
     replay.add_argument("--dry-run", action="store_true", help="say what would be uploaded, upload nothing")
+    replay.add_argument(
+        "--contract",
+        help="contract name or path to a .toml: first process the replay rows here against it "
+        "and say how many would pass (the upload is processed by its folder's contract)",
+    )
 
     from ivi.contract_command import add_contract_parser
 
