@@ -35,7 +35,7 @@ from powerbi.push import (
     post_batch,
     rows_to_json_batches,
 )
-from processing.clean import POLARS_TYPES
+from processing.clean import polars_type
 from processing.contract import Contract
 
 READ_ROWS = 50_000  # the clean CSV is read back in frames of this many rows
@@ -75,7 +75,7 @@ def powerbi_columns(contract: Contract, present: list[str]) -> list[tuple[str, s
 
 def clean_frames(clean_csv: Path, contract: Contract, present: list[str]) -> Any:
     """The clean CSV read back typed, a frame at a time (memory stays bounded)."""
-    schema = {spec.name: POLARS_TYPES[spec.type] for spec in contract.columns if spec.name in present}
+    schema = {spec.name: polars_type(spec) for spec in contract.columns if spec.name in present}
     return pl.scan_csv(clean_csv, schema=schema).collect_batches(chunk_size=READ_ROWS)
 
 

@@ -24,12 +24,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     process = commands.add_parser("process", help="process one CSV file into clean outputs")
     process.add_argument("file", help="CSV file (optionally gzipped)")
-    process.add_argument("--contract", help="contract name (default: from the file's path)")
+    process.add_argument(
+        "--contract", help="contract name or path to a .toml (default: from the file's path)"
+    )
     process.add_argument("--out", required=True, help="output directory")
 
     validate = commands.add_parser("validate", help="validate a CSV file, write nothing")
     validate.add_argument("file", help="CSV file (optionally gzipped)")
-    validate.add_argument("--contract", help="contract name (default: from the file's path)")
+    validate.add_argument(
+        "--contract", help="contract name or path to a .toml (default: from the file's path)"
+    )
 
     commands.add_parser("up", help="start the embedded stack (S3, Prefect, worker, relay)")
     commands.add_parser("down", help="stop everything `ivi up` started")
@@ -41,6 +45,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("key", help="the object's key in the raw bucket, e.g. vendas/2026/nov.csv")
     replay.add_argument("--dry-run", action="store_true", help="say what would be uploaded, upload nothing")
+    replay.add_argument(
+        "--contract",
+        help="contract name or path to a .toml: first process the replay rows here against it "
+        "and say how many would pass (the upload is processed by its folder's contract)",
+    )
+
+    from ivi.contract_command import add_contract_parser
+
+    add_contract_parser(commands)
 
     powerbi = commands.add_parser("powerbi", help="Power BI setup")
     powerbi_commands = powerbi.add_subparsers(dest="powerbi_command", required=True, metavar="ACTION")
@@ -76,6 +89,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_demo()
     if args.command == "powerbi":
         return _powerbi(args)
+    if args.command == "contract":
+        from ivi.contract_command import run_contract_command
+
+        return run_contract_command(args)
     if args.command == "replay":
         from ivi.replay_command import run_replay_command
 
@@ -99,7 +116,7 @@ def _powerbi(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-QUICK_EXIT_COMMANDS = ("process", "validate")
+QUICK_EXIT_COMMANDS = ("process", "validate", "contract")
 
 
 def run() -> NoReturn:

@@ -31,6 +31,15 @@ def _contract_name(args: argparse.Namespace, path: Path) -> str | None:
     return None
 
 
+def failure_line(path: Path, error: Exception) -> str:
+    """The one line for an error reading `path` that is not the file's content's fault."""
+    if isinstance(error, MemoryError):
+        return f"{path} rejected: out of memory"
+    if isinstance(error, OSError):
+        return f"{path}: {error.strerror or error}"
+    return f"{path}: internal error ({type(error).__name__}: {error})"
+
+
 def run_process_command(args: argparse.Namespace) -> int:
     path = Path(args.file)
     if not path.is_file():
@@ -54,12 +63,8 @@ def run_process_command(args: argparse.Namespace) -> int:
         report = process_file(path, contract, out_dir)
     except FileRejected as error:
         return _fail(EXIT_REJECTED, f"{path} rejected: {error}")
-    except MemoryError:
-        return _fail(EXIT_REJECTED, f"{path} rejected: out of memory")
-    except OSError as error:
-        return _fail(EXIT_REJECTED, f"{path}: {error.strerror or error}")
     except Exception as error:  # noqa: BLE001 - the promise is: no traceback, for any input
-        return _fail(EXIT_REJECTED, f"{path}: internal error ({type(error).__name__}: {error})")
+        return _fail(EXIT_REJECTED, failure_line(path, error))
     if args.command == "validate":
         print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
         return EXIT_OK if report.quarantined_rows == 0 else EXIT_REJECTED

@@ -32,9 +32,10 @@ from minio.error import S3Error
 from urllib3.exceptions import HTTPError
 
 from objectstore import store
-from ivi.exit_codes import EXIT_OK, EXIT_REJECTED
+from ivi.exit_codes import EXIT_OK, EXIT_REJECTED, EXIT_USAGE
 from ivi.settings import Settings, load_settings
-from processing.contract import contract_for_key
+from processing.contract import Contract, contract_for_key, is_contract_path, load_contract
+from processing.errors import ContractError, FileRejected
 from processing.replay import ReplayError, build_replay
 
 REPLAY_OF = "ivi-replay-of"  # user metadata: `<key>@<etag>` of the version a replay replays
@@ -55,6 +56,7 @@ class Replay:
     rows: int | None  # rows in the replay file; None for a whole file copied back
     reused_ids: int = 0  # quarantined rows left in quarantine (their id belongs to an earlier row)
     uploaded: bool = False
+    checked: tuple[str, int, int] | None = None  # --contract: (contract, passing rows, failing rows)
 
     def describe(self, bucket: str) -> str:
         verb = "uploaded" if self.uploaded else "would upload (dry run)"
@@ -66,6 +68,9 @@ class Replay:
             text += "; 1 row whose id belongs to an earlier row of the file stays in quarantine"
         elif self.reused_ids:
             text += f"; {self.reused_ids} rows whose id belongs to an earlier row of the file stay in quarantine"
+        if self.checked is not None:
+            name, passing, failing = self.checked
+            text += f"; checked here against contract `{name}`: {passing} would pass, {failing} would fail"
         return text
 
 
@@ -82,8 +87,13 @@ def replay(
     dry_run: bool = False,
     now: datetime | None = None,
     client: Minio | None = None,
+    check: Contract | None = None,
 ) -> Replay:
     """Upload the replay of raw object `key`'s quarantine (or say what it would upload).
+
+    With `check`, the replay's rows are first processed here against that contract (a fixed
+    draft, say) and the counts reported; the upload itself is processed by the contract of
+    the key's folder, as any upload.
 
     Raises ReplayRefused with the reason when there is nothing to replay.
     """
@@ -128,7 +138,7 @@ def replay(
             f"s3://{settings.raw_bucket}/{key} no longer exists: a replay takes the header and the "
             "records of the quarantined rows from it"
         )
-    return _replay_rows(client, settings, original, keys, target, dry_run)
+    return _replay_rows(client, settings, original, keys, target, dry_run, check)
 
 
 def _replay_whole_file(
@@ -158,6 +168,7 @@ def _replay_rows(
     keys: store.OutputKeys,
     target: str,
     dry_run: bool,
+    check: Contract | None = None,
 ) -> Replay:
     rejected = store.find_object(client, settings.quarantine_bucket, keys.rejected)
     if rejected is None:
@@ -184,6 +195,8 @@ def _replay_rows(
                 f"nothing to replay for {original.key}: its {summary.quarantined} quarantined "
                 "row(s) all reuse an id of an earlier row of the file, and stay in quarantine"
             )
+        if check is not None:
+            result = replace(result, checked=_check_rows(replay_file, check))
         if dry_run:
             return result
         store.put_file(
@@ -191,6 +204,17 @@ def _replay_rows(
             metadata={REPLAY_OF: _replay_of(original.key, original.etag)},
         )
     return replace(result, uploaded=True)
+
+
+def _check_rows(replay_file: Path, contract: Contract) -> tuple[str, int, int]:
+    """(contract, rows that pass, rows that fail) of the replay file, processed here."""
+    from processing.run import process_file
+
+    try:
+        report = process_file(replay_file, contract)
+    except FileRejected as error:
+        raise ReplayRefused(f"the replay rows cannot be read with contract `{contract.name}`: {error}") from None
+    return contract.name, report.exported_rows, report.quarantined_rows
 
 
 def _replay_of(key: str, etag: str) -> str:
@@ -226,8 +250,24 @@ def run_replay_command(args: argparse.Namespace) -> int:
     """The CLI's side: print what was uploaded (exit 0) or why nothing was (exit 1)."""
     settings = load_settings()
     key = _raw_key(str(args.key), settings.raw_bucket)
+    check = None
+    if getattr(args, "contract", None):
+        name_or_path = str(args.contract)
+        if not is_contract_path(name_or_path) and name_or_path != contract_for_key(key):
+            print(
+                f"ivi replay: {key} is processed with contract `{contract_for_key(key)}`, not "
+                f"`{name_or_path}` (its folder decides); pass a .toml path to check the rows "
+                "against another contract first",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        try:
+            check = load_contract(name_or_path)
+        except ContractError as error:
+            print(f"ivi replay: {error}", file=sys.stderr)
+            return EXIT_USAGE
     try:
-        result = replay(key, settings, dry_run=args.dry_run)
+        result = replay(key, settings, dry_run=args.dry_run, check=check)
     except ReplayRefused as error:
         print(f"ivi replay: {error}", file=sys.stderr)
         return EXIT_REJECTED

@@ -17,6 +17,7 @@ TYPE_MESSAGES: dict[str, str] = {
     "int": "not an integer",
     "decimal": "not a decimal number",
     "date": "not a date (YYYY-MM-DD or DD/MM/YYYY)",
+    "datetime": "not a datetime (ISO 8601, or DD/MM/YYYY with an optional HH:MM[:SS])",
     "boolean": "not a boolean",
     "string": "not a string",
 }
@@ -24,12 +25,43 @@ POLARS_TYPES: dict[str, pl.DataType] = {
     "int": pl.Int64(),
     "decimal": pl.Float64(),
     "date": pl.Date(),
+    "datetime": pl.Datetime("us"),
     "string": pl.String(),
     "boolean": pl.Boolean(),
 }
+#: A datetime column without `format` accepts these (after a `T` between date and time
+#: became a space): ISO 8601 with or without seconds and fractions (`%.f` is optional),
+#: then DD/MM/YYYY with an optional time; ISO with an offset (`Z`, `+03:00`, `-0300`) last.
+DEFAULT_DATETIME_FORMATS = (
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%d %H:%M",
+    "%d/%m/%Y %H:%M:%S",
+    "%d/%m/%Y %H:%M",
+    "%d/%m/%Y",
+    "%Y-%m-%d %H:%M:%S%.f%#z",
+    "%Y-%m-%d %H:%M%#z",
+)
+_OFFSET_AT_END = r"(Z|[+-][0-9]{2}:?[0-9]{2})$"
+_OFFSET_DIRECTIVES = ("%z", "%#z", "%:z", "%::z", "%:::z")
+_DATE_DIRECTIVES = ("%H", "%I", "%M", "%S", "%p", "%f", "%.f", "%T", "%R", "%X", "%c", "%s")
 _COMMA_DECIMAL = r"^[+-]?([0-9]{1,3}(\.[0-9]{3})+|[0-9]+),[0-9]+$"  # ASCII classes: \d is all of Unicode
 _TRUE = {"true", "1", "sim", "s", "yes", "y", "verdadeiro"}
 _FALSE = {"false", "0", "nao", "não", "n", "no", "falso"}
+
+
+def type_message(spec: ColumnSpec) -> str:
+    """The reason a value that cannot be read as the column's type gets."""
+    if spec.type in ("date", "datetime") and spec.format:
+        return f"not a {spec.type} (expected {' or '.join(spec.format)})"
+    return TYPE_MESSAGES[spec.type]
+
+
+def polars_type(spec: ColumnSpec) -> pl.DataType:
+    """The typed column's dtype: a datetime with a `timezone` is UTC."""
+    if spec.type == "datetime" and spec.timezone:
+        return pl.Datetime("us", "UTC")
+    return POLARS_TYPES[spec.type]
 
 
 @dataclass(frozen=True)
@@ -105,7 +137,7 @@ def _typed(name: str, spec: ColumnSpec) -> pl.Expr:
         return value.cast(pl.Int64, strict=False)
     if spec.type == "decimal":
         return _decimal(name)
-    if spec.type == "date":
+    if spec.type == "date" and not spec.format:
         # both formats are exactly ten characters: strptime alone would take `15/01/24` as year 24
         full = _only_where(value.str.len_bytes() == 10, value)
         # no cache: parsing ten fixed characters beats polars' cache lookup (-30% measured)
@@ -113,14 +145,79 @@ def _typed(name: str, spec: ColumnSpec) -> pl.Expr:
             full.str.strptime(pl.Date, "%Y-%m-%d", strict=False, cache=False),
             full.str.strptime(pl.Date, "%d/%m/%Y", strict=False, cache=False),
         )
+    if spec.type == "date" and spec.format:
+        return pl.coalesce(_strptime(value, pl.Date(), fmt, None) for fmt in spec.format)
+    if spec.type == "datetime":
+        return _datetime(name, spec)
     if spec.type == "boolean":
         key = value.str.to_lowercase()
         return pl.when(key.is_in(_TRUE)).then(True).when(key.is_in(_FALSE)).then(False)
     return value
 
 
+def _plausible_year(name: str) -> pl.Expr:
+    """`%Y` also reads `24` as the year 24 (`15/01/24`): a year below 1000 is not a date.
+    A step of its own: the parsed value is referenced twice, and eager polars would parse
+    it twice."""
+    return pl.when(pl.col(name).dt.year() >= 1000).then(pl.col(name))
+
+
+def _strptime(value: pl.Expr, dtype: pl.DataType, fmt: str, timezone: str | None) -> pl.Expr:
+    """`value` read with one format, as `dtype` (naive, or UTC for a zoned column), else null.
+
+    A value with an offset is converted to UTC; a naive one is placed in `timezone` if the
+    column has one. An impossible date (`2/30/2017`) or a time that the zone skips is null.
+    """
+    if dtype == pl.Date():
+        if not any(directive in fmt for directive in _DATE_DIRECTIVES):
+            return value.str.strptime(pl.Date, fmt, strict=False, cache=False)
+        return value.str.strptime(pl.Datetime("us"), fmt, strict=False, cache=False).dt.date()
+    if any(directive in fmt for directive in _OFFSET_DIRECTIVES):
+        parsed = value.str.strptime(pl.Datetime("us", "UTC"), fmt, strict=False, cache=False)
+        return parsed if timezone else parsed.dt.replace_time_zone(None)
+    if not any(directive in fmt for directive in _DATE_DIRECTIVES):  # a date alone: midnight
+        parsed = value.str.strptime(pl.Date, fmt, strict=False, cache=False).cast(pl.Datetime("us"))
+    else:
+        parsed = value.str.strptime(pl.Datetime("us"), fmt, strict=False, cache=False)
+    if timezone:
+        return parsed.dt.replace_time_zone(
+            timezone, ambiguous="earliest", non_existent="null"
+        ).dt.convert_time_zone("UTC")
+    return parsed
+
+
+def _datetime(name: str, spec: ColumnSpec) -> pl.Expr:
+    """Each format tried in order, the first hit kept (polars evaluates every branch)."""
+    value = pl.col(name)
+    dtype = polars_type(spec)
+    if spec.format:
+        return pl.coalesce(_strptime(value, dtype, fmt, spec.timezone) for fmt in spec.format)
+    # the default set: each format only where the value has its shape (ISO or not, an offset
+    # or not, how many colons), so that every value is parsed once, not seven times
+    iso = value.str.slice(4, 1) == "-"
+    offset = _only_where(iso, value).str.contains(_OFFSET_AT_END).fill_null(False)
+    colons = value.str.count_matches(":", literal=True)
+    fraction = value.str.contains(".", literal=True)  # `%.f` parses 7x slower than without
+    seconds = iso & ~offset & (colons == 2)
+    shapes = (
+        (seconds & ~fraction, DEFAULT_DATETIME_FORMATS[0]),
+        (seconds & fraction, DEFAULT_DATETIME_FORMATS[1]),
+        (iso & ~offset & (colons == 1), DEFAULT_DATETIME_FORMATS[2]),
+        (~iso & (colons == 2), DEFAULT_DATETIME_FORMATS[3]),
+        (~iso & (colons == 1), DEFAULT_DATETIME_FORMATS[4]),
+        (~iso & (colons == 0), DEFAULT_DATETIME_FORMATS[5]),
+        (offset, DEFAULT_DATETIME_FORMATS[6]),
+        (offset, DEFAULT_DATETIME_FORMATS[7]),
+    )
+    return pl.coalesce(
+        _strptime(_only_where(shape, value), dtype, fmt, spec.timezone) for shape, fmt in shapes
+    )
+
+
 def column_cleaning(spec: ColumnSpec) -> ColumnCleaning:
     steps = [_trimmed(spec.name), _present(spec.name)]
+    if spec.type == "datetime" and not spec.format:  # the default set: `T` or a space
+        steps.append(pl.col(spec.name).str.replace("T", " ", literal=True))
     if spec.allowed or spec.aliases:
         steps.append(_canonical(spec.name, spec))
     if spec.type == "decimal":
@@ -128,6 +225,8 @@ def column_cleaning(spec: ColumnSpec) -> ColumnCleaning:
     typed_steps = [_typed(spec.name, spec)]
     if spec.type == "decimal":  # `nan`, `inf` and `1e999` parse as floats but are not numbers
         typed_steps.append(pl.when(pl.col(spec.name).is_finite()).then(pl.col(spec.name)))
+    if spec.type == "datetime" or (spec.type == "date" and spec.format):
+        typed_steps.append(_plausible_year(spec.name))
     return ColumnCleaning(
         text_steps=tuple(step.alias(spec.name) for step in steps),
         typed_steps=tuple(step.alias(spec.name) for step in typed_steps),

@@ -11,18 +11,22 @@ import re
 import tomllib
 import unicodedata
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from processing.errors import ContractError
 
-ColumnType = Literal["int", "decimal", "date", "string", "boolean"]
+ColumnType = Literal["int", "decimal", "date", "datetime", "string", "boolean"]
+Limit = float | date | datetime  # a `min` / `max`: a number, or a date or time for those types
 
 #: Power BI push-dataset data types, per contract column type.
 POWERBI_TYPES: dict[str, str] = {
     "int": "Int64",
     "decimal": "Double",
     "date": "DateTime",
+    "datetime": "DateTime",
     "string": "String",
     "boolean": "Boolean",
 }
@@ -50,8 +54,8 @@ class ColumnSpec:
     type: ColumnType
     required: bool = False
     unique: bool = False
-    min: float | None = None
-    max: float | None = None
+    min: Limit | None = None
+    max: Limit | None = None
     allowed: tuple[object, ...] = ()
     aliases: dict[str, object] = field(default_factory=dict)
     message: str | None = None
@@ -59,6 +63,10 @@ class ColumnSpec:
     # Personal data (LGPD): the values are masked wherever a copy leaves the store (Prefect
     # artifacts, logs, reports); the quarantine file keeps them, where they get fixed.
     pii: bool = False
+    # date and datetime only: strftime formats tried in order (empty: the default set, see
+    # docs/contracts.md), and for datetime the IANA zone naive values are written in
+    format: tuple[str, ...] = ()
+    timezone: str | None = None
 
     @property
     def powerbi_type(self) -> str:
@@ -136,9 +144,82 @@ def _column_from_toml(entry: dict[str, object], source: Path) -> ColumnSpec:
             "expected true or false"
         )
     values = dict(entry)
+    _check_time_keys(values, source)
     values["allowed"] = tuple(values.get("allowed", ()))  # type: ignore[arg-type]
     values["aliases"] = dict(values.get("aliases", {}))  # type: ignore[call-overload]
     return ColumnSpec(**values)  # type: ignore[arg-type]
+
+
+def _check_time_keys(values: dict[str, object], source: Path) -> None:
+    """`format`, `timezone` and date/time `min`/`max` checked and read, in place."""
+    name, kind = values.get("name"), values.get("type")
+    where = f"{source.name}: column {name!r}"
+    if "format" in values:
+        formats = values["format"]
+        if kind not in ("date", "datetime"):
+            raise ContractError(f"{where}: `format` is for date and datetime columns only")
+        if isinstance(formats, str):
+            formats = [formats]
+        if (
+            not isinstance(formats, list)
+            or not formats
+            or not all(isinstance(f, str) and "%" in f for f in formats)
+        ):
+            raise ContractError(
+                f"{where}: `format` must be a strftime format (`%d/%m/%Y`) or a list of them"
+            )
+        values["format"] = tuple(formats)
+    timezone = values.get("timezone")
+    if timezone is not None:
+        if kind != "datetime":
+            raise ContractError(f"{where}: `timezone` is for datetime columns only")
+        try:
+            ZoneInfo(str(timezone))
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ContractError(
+                f"{where}: unknown timezone {timezone!r} (an IANA name such as America/Sao_Paulo)"
+            ) from error
+    for key in ("min", "max"):
+        if values.get(key) is None:
+            continue
+        limit = values[key]
+        if kind in ("date", "datetime"):
+            values[key] = _time_limit(limit, kind, timezone, f"{where}: `{key}`")  # type: ignore[arg-type]
+        elif isinstance(limit, bool) or not isinstance(limit, int | float):
+            raise ContractError(f"{where}: `{key}` must be a number, not {limit!r}")
+
+
+def _time_limit(value: object, kind: str, timezone: object, where: str) -> date | datetime:
+    """An ISO string (or a TOML date or datetime) as the column's typed value: a date, a naive
+    datetime, or for a column with a timezone an aware UTC datetime (a naive limit is in the
+    column's zone, like its values)."""
+    try:
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value.strip())
+        if kind == "date":
+            if isinstance(value, datetime):
+                if value.time() != datetime.min.time() or value.tzinfo is not None:
+                    raise ValueError("a date column's limit is a date")
+                return value.date()
+            if isinstance(value, date):
+                return value
+            raise ValueError
+        if not isinstance(value, datetime):
+            if isinstance(value, date):
+                value = datetime(value.year, value.month, value.day)
+            else:
+                raise ValueError
+        if value.tzinfo is None and timezone is not None:
+            value = value.replace(tzinfo=ZoneInfo(str(timezone)))
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC)
+            return value if timezone is not None else value.replace(tzinfo=None)
+        return value
+    except ValueError as error:
+        raise ContractError(
+            f"{where} must be an ISO 8601 {kind} such as "
+            f"{'2024-01-31' if kind == 'date' else '2024-01-31T08:00:00'}, not {value!r}"
+        ) from error
 
 
 def parse_contract(path: Path) -> Contract:
@@ -171,12 +252,24 @@ def available_contracts(directory: Path = DEFAULT_CONTRACTS_DIR) -> list[str]:
     return sorted(path.stem for path in directory.glob("*.toml"))
 
 
-def load_contract(name: str, directory: Path = DEFAULT_CONTRACTS_DIR) -> Contract:
-    """The contract called `name`; an unknown name lists the known ones."""
+def is_contract_path(name_or_path: str) -> bool:
+    """A `--contract` value names a file when it ends in `.toml` or holds a `/`."""
+    return name_or_path.lower().endswith(".toml") or "/" in name_or_path
+
+
+def load_contract(name_or_path: str, directory: Path = DEFAULT_CONTRACTS_DIR) -> Contract:
+    """The contract called `name` in `directory`, or the contract file at a path (a value
+    ending in `.toml` or holding a `/`); an unknown name lists the known ones."""
+    if is_contract_path(name_or_path):
+        path = Path(name_or_path).expanduser()
+        if not path.is_file():
+            raise ContractError(f"no contract file {name_or_path!r}")
+        return parse_contract(path)
+    name = name_or_path
     path = directory / f"{name}.toml"
     if not re.fullmatch(r"[a-z0-9_]+", name) or not path.is_file():
         known = ", ".join(available_contracts(directory)) or "none"
-        raise ContractError(f"unknown contract {name!r} (known: {known})")
+        raise ContractError(f"unknown contract {name!r} (known: {known}; or a path to a .toml file)")
     return parse_contract(path)
 
 

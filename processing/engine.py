@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from datetime import date
 
 import numpy as np
 import pandera.polars as pa
 import polars as pl
 
-from processing.clean import TYPE_MESSAGES, column_cleaning, run_steps
-from processing.contract import ColumnSpec, Contract
+from processing.clean import column_cleaning, run_steps, type_message
+from processing.contract import ColumnSpec, Contract, Limit
 from processing.dedup import SeenIds
 from processing.records import LINE, ParsedChunk, RaggedRow
 from processing.schema import FAILED_ROWS_SCHEMA, build_schema
@@ -37,8 +38,12 @@ class ChunkResult:
     failures: Counter[tuple[str, str]]
 
 
-def _format_limit(value: float | None) -> str:
-    return "" if value is None else (f"{value:g}")
+def _format_limit(value: Limit | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, date):  # a datetime too
+        return value.isoformat().replace("+00:00", "Z")
+    return f"{value:g}"
 
 
 def _check_messages(contract: Contract, present: list[str]) -> pl.DataFrame:
@@ -52,7 +57,7 @@ def _check_messages(contract: Contract, present: list[str]) -> pl.DataFrame:
             continue
         order = position[spec.name]
         rows.append((spec.name, "required", "required value missing", False, order))
-        rows.append((spec.name, "type", TYPE_MESSAGES[spec.type], True, order))
+        rows.append((spec.name, "type", type_message(spec), True, order))
         rows.append((spec.name, "min", f"below the minimum {_format_limit(spec.min)}", True, order))
         rows.append((spec.name, "max", f"above the maximum {_format_limit(spec.max)}", True, order))
         rows.append((spec.name, "allowed", spec.message or _allowed_message(spec), True, order))

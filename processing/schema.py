@@ -23,7 +23,7 @@ from pandera.config import ValidationScope
 from pandera.errors import FailureCaseMetadata, SchemaError, SchemaErrorReason
 from pandera.validation_depth import validate_scope
 
-from processing.clean import POLARS_TYPES
+from processing.clean import polars_type
 from processing.contract import ColumnSpec, Contract, RowCheck
 
 # Polars 2 starts each small query on its default engine at ~0.3 ms, and Pandera issues about
@@ -207,7 +207,7 @@ def build_schema(contract: Contract, present: Sequence[str]) -> ContractSchema:
     """Schema for the contract columns present in a file (optional ones may be absent)."""
     columns = {
         spec.name: ContractColumn(
-            POLARS_TYPES[spec.type],
+            polars_type(spec),
             checks=_column_checks(spec),
             nullable=not spec.required,
             coerce=False,

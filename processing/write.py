@@ -16,6 +16,23 @@ import polars as pl
 JSON_SLICE_ROWS = 8192
 
 
+def iso_datetimes(frame: pl.DataFrame) -> pl.DataFrame:
+    """Datetime columns as ISO 8601 text: `2024-01-05T10:00:00` (naive) or `...Z` (UTC), the
+    fraction only when there is one; polars' own writers differ between CSV and JSON. A frame
+    without datetime columns is returned as it is."""
+    zones = {
+        name: dtype.time_zone
+        for name, dtype in frame.schema.items()
+        if isinstance(dtype, pl.Datetime)
+    }
+    if not zones:
+        return frame
+    return frame.with_columns(
+        pl.col(name).dt.to_string("%Y-%m-%dT%H:%M:%S%.f" + ("Z" if zone else ""))
+        for name, zone in zones.items()
+    )
+
+
 class OutputFiles:
     """`<stem>.csv`, `<stem>.json` and `<stem>.rejected.csv` in one directory."""
 
@@ -65,6 +82,7 @@ class OutputFiles:
         self.write_rejected(rejected)
 
     def write_clean(self, frame: pl.DataFrame) -> None:
+        frame = iso_datetimes(frame)
         csv = self._handle("csv")
         frame.write_csv(csv, include_header=self._rows["csv"] == 0 and csv.tell() == 0)
         self._rows["csv"] += frame.height
