@@ -119,9 +119,9 @@ def test_the_s3_server_killed_in_the_middle_of_a_fetch_comes_back_and_the_run_co
     rows = 1500
     data = padded_vendas_csv(rows, marker, pad_bytes=40_000)  # ~60 MB
     etag = upload(stack, key, data)
-    # minio's fget_object streams into `<name>.<etag>.part.minio` in the run's temp dir
+    # minio's fget_object streams into `object.<etag>.part.minio` in the run's temp dir
     partial = Path(tempfile.gettempdir()).glob
-    pattern = f"ivi-*/{marker}.csv.*.part.minio"
+    pattern = "ivi-*/object.*.part.minio"
     with stack_left_healthy(stack):
         found = poll(lambda: next(iter(partial(pattern)), None), "the fetch to start", 120, interval=0.005)
         store = service_process(stack, seaweed.SERVICE)
@@ -183,8 +183,9 @@ def test_a_run_killed_with_its_worker_in_the_middle_of_the_export_is_rerun_witho
     stack: Settings, no_faults_left: None
 ) -> None:
     """The worker and the run's process both killed: nobody is left to tell Prefect that the
-    run died, so it stays Running; the rerun (reconcile) must not wait for it, and must not
-    push again what the dead run pushed.
+    run died, so it stays Running; the rerun (reconcile) takes its version over once the dead
+    run's lease has run out (30 s, no renewal), marks it Crashed, and must not push again what
+    the dead run pushed.
 
     The run is killed between two POSTs (waiting out a 429's Retry-After), not during one: a
     POST whose body the service has received is stored even if its client dies, and the
@@ -214,7 +215,7 @@ def test_a_run_killed_with_its_worker_in_the_middle_of_the_export_is_rerun_witho
     report = wait_for_report(stack, key, etag, timeout=180)
     runs = wait_for_runs_to_finish(stack, key, at_least=2, timeout=120)
     orphan = flow_run(stack, orphan["id"])
-    assert orphan["state_type"] == "CRASHED" and "its process is gone" in orphan["state"]["message"]
+    assert orphan["state_type"] == "CRASHED" and "lease ran out" in orphan["state"]["message"]
     [rerun] = [r for r in runs if r["id"] != orphan["id"]]
     assert rerun["state_type"] == "COMPLETED" and rerun["id"] == report["flow_run_id"]
     rows = marked_rows(stack, marker)
