@@ -75,9 +75,17 @@ def _s3(settings: Settings) -> Minio:
                  secret_key=settings.s3_secret_key.get_secret_value(), secure=False)
 
 
+def _event_runs(settings: Settings, key: str) -> list[dict[str, Any]]:
+    """The key's runs that store events started: not those of the reconcile, which runs every
+    5 minutes and may start one for an object whose event run has already begun (its
+    idempotency key is `<bucket>/<key>@<eTag>#<backfill run>`)."""
+    return [run for run in flow_runs_for_key(settings, key)
+            if not (run.get("idempotency_key") or "").startswith(f"{settings.raw_bucket}/")]
+
+
 def _wait_for_runs(settings: Settings, key: str, count: int, timeout: float = 30) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout
-    while len(runs := flow_runs_for_key(settings, key)) < count and time.monotonic() < deadline:
+    while len(runs := _event_runs(settings, key)) < count and time.monotonic() < deadline:
         time.sleep(0.25)
     return runs
 
@@ -151,16 +159,20 @@ def _api(method: str, url: str, **kwargs: Any) -> Any:
 
 
 def _create_orphan_automation(api: str) -> str:
-    """A deployment with a trigger automation, then the deployment deleted (as
-    `prefect deployment delete` would): the automation stays behind."""
+    """A deployment with one of this project's trigger automations (the name and description
+    prefect.yaml gives it), then the deployment deleted (as `prefect deployment delete`
+    would): the automation stays behind. Returns its id."""
+    from deployments.apply import project_automations
+
     flow = _api("POST", f"{api}/flows/", json={"name": "orphan-test"})
     deployment = _api("POST", f"{api}/deployments/", json={"name": "orphan", "flow_id": flow["id"]})
-    name = f"orphan-trigger-{uuid.uuid4().hex[:6]}"
-    _api(
+    name, description = sorted(project_automations(REPO_ROOT / "prefect.yaml"))[0]
+    created = _api(
         "POST",
         f"{api}/automations/",
         json={
             "name": name,
+            "description": description,
             "trigger": {"type": "event", "match": {"prefect.resource.id": "never.*"},
                         "expect": ["never.happens"], "posture": "Reactive", "threshold": 1,
                         "within": 0},
@@ -169,7 +181,7 @@ def _create_orphan_automation(api: str) -> str:
         },
     )
     _api("DELETE", f"{api}/deployments/{deployment['id']}")
-    return name
+    return str(created["id"])
 
 
 @services
@@ -180,12 +192,13 @@ def test_up_again_starts_nothing_redeploys_identically_and_removes_orphan_automa
     before = _prefect_snapshot(api)
     assert set(before["deployments"]) == {"process-object", "backfill", "reconcile"}
     orphan = _create_orphan_automation(api)
-    assert any(orphan in a for a in _prefect_snapshot(api)["automations"])
+    assert httpx.get(f"{api}/automations/{orphan}", timeout=10).status_code == 200
 
     assert ivi_stack.start(stack) == []
 
     after = _prefect_snapshot(api)
-    assert after == before  # same deployments (same ids), same triggers; the orphan is gone
+    assert after == before  # same deployments (same ids), same triggers
+    assert httpx.get(f"{api}/automations/{orphan}", timeout=10).status_code == 404  # the orphan is gone
     reconcile = after["deployments"]["reconcile"]
     assert reconcile["schedules"] == [({"cron": "*/5 * * * *", "timezone": "UTC", "day_or": True}, True)]
     assert reconcile["parameters"] == {"bucket": "raw", "prefix": "", "force": False}
