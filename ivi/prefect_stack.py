@@ -77,11 +77,11 @@ def server_command(settings: Settings) -> list[str]:
     ]
 
 
-# Flow runs the embedded worker runs at once; the rest wait, Scheduled. Chosen when the
-# server ran on SQLite (measured with bench/bench_load.py on 2 cores: 16-18 files/min at 1,
-# 22-26 at 2, 4 and 8, SQLite's write lock being the limit); not yet measured on PostgreSQL,
-# where the limit may be the 2 cores the server, the worker and the runs share.
-WORKER_RUN_LIMIT = 4
+# Flow runs the embedded worker runs at once; the rest wait, Scheduled. Measured with
+# bench/bench_load.py (200 small uploads at once, 2 cores, server on PostgreSQL): 46.4
+# files/min at 4, 52.6 at 8; the 2 cores the server, PostgreSQL, the worker and the runs
+# share are the limit. (On SQLite it was 22-26 at 2 to 8, its write lock the limit.)
+WORKER_RUN_LIMIT = 8
 
 
 def worker_command(settings: Settings) -> list[str]:
