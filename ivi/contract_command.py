@@ -11,8 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ivi.exit_codes import EXIT_OK, EXIT_REJECTED, EXIT_USAGE
-from ivi.process_command import failure_line
+from ivi.exit_codes import EXIT_OK, EXIT_REJECTED, EXIT_USAGE, failure_line
 
 
 def _fail(code: int, message: str) -> int:

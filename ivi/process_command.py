@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from ivi.exit_codes import EXIT_OK, EXIT_REJECTED, EXIT_USAGE
+from ivi.exit_codes import EXIT_OK, EXIT_REJECTED, EXIT_USAGE, failure_line
 
 
 def _fail(code: int, message: str) -> int:
@@ -29,15 +29,6 @@ def _contract_name(args: argparse.Namespace, path: Path) -> str | None:
         if normalise_name(candidate) in known:
             return normalise_name(candidate)
     return None
-
-
-def failure_line(path: Path, error: Exception) -> str:
-    """The one line for an error reading `path` that is not the file's content's fault."""
-    if isinstance(error, MemoryError):
-        return f"{path} rejected: out of memory"
-    if isinstance(error, OSError):
-        return f"{path}: {error.strerror or error}"
-    return f"{path}: internal error ({type(error).__name__}: {error})"
 
 
 def run_process_command(args: argparse.Namespace) -> int:
