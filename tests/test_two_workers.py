@@ -15,6 +15,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote_plus
 
 import httpx
@@ -33,7 +34,9 @@ from tests.fault_support import (
     wait_for_final_state,
     wait_for_no_runs_in_flight,
 )
+from objectstore.lease import ObjectStoreLease
 from tests.pipeline_support import (
+    flow_runs_for_key,
     minio_event,
     prefect_request,
     runs_that_processed,
@@ -186,12 +189,24 @@ def test_duplicate_deliveries_and_concurrent_runs_on_two_workers_push_every_row_
     marker = new_marker()
     key = f"vendas/two-workers/{marker}.csv"
     data = vendas_csv(25_000, marker)
-    etag = upload(stack, key, data)  # the store's own event starts a run
-    body = minio_event(stack, quote_plus(key, safe="/"), etag, len(data))
-    for _ in range(3):  # the event delivered again
-        answer = httpx.post(f"{stack.relay_url}/minio/events", headers=auth_headers(stack), json=body, timeout=10)
-        assert answer.status_code == 200, answer.text
-    made = _runs_at_once(stack, key, etag, 6)  # and runs made through the API at once
+    with upload_trigger_disabled(stack):
+        etag = upload(stack, key, data)
+    # The test holds the version's lock until every run has started: each worker runs at most
+    # 8 at once, so 10 runs waiting for the lock are spread over both machines for sure.
+    lease = ObjectStoreLease(_s3_client(stack), stack.processed_bucket,
+                             f"{stack.raw_bucket}/{key}@{etag}", "the-test")
+    assert lease.acquire(timeout=5) is None
+    try:
+        body = minio_event(stack, quote_plus(key, safe="/"), etag, len(data))
+        for _ in range(3):  # the store's event, delivered three times
+            answer = httpx.post(f"{stack.relay_url}/minio/events", headers=auth_headers(stack), json=body,
+                                timeout=10)
+            assert answer.status_code == 200, answer.text
+        made = _runs_at_once(stack, key, etag, 9)  # and runs made through the API at once
+        poll(lambda: len([r for r in flow_runs_for_key(stack, key) if r["state_type"] == "RUNNING"]) >= 10,
+             "ten runs waiting for the version's lock", 180, interval=0.5)
+    finally:
+        lease.release()
     runs = wait_for_runs_to_finish(stack, key, at_least=len(made) + 1, timeout=300)
     assert set(made) <= {run["id"] for run in runs}
     assert {run["state_type"] for run in runs} == {"COMPLETED"}, [run["state"] for run in runs]
@@ -200,6 +215,15 @@ def test_duplicate_deliveries_and_concurrent_runs_on_two_workers_push_every_row_
     assert SECOND in workers and len(workers) == 2, f"the runs all went to {workers}"
     _assert_pushed_once(stack, marker, 25_000)
     assert wait_for_report(stack, key, etag)["powerbi_rows"] == 25_000
+
+
+def _s3_client(settings: Settings) -> Any:
+    import boto3
+
+    return boto3.client(
+        "s3", endpoint_url=settings.s3_endpoint, aws_access_key_id=settings.s3_access_key,
+        aws_secret_access_key=settings.s3_secret_key.get_secret_value(), region_name=settings.s3_region,
+    )
 
 
 def test_forced_reruns_on_two_workers_find_the_batches_in_the_shared_cache(
