@@ -11,9 +11,11 @@ shared by every worker that shares the store.
 
 from __future__ import annotations
 
+from minio import Minio
 from prefect_aws import AwsClientParameters, MinIOCredentials, S3Bucket
 
 from blocks.settings import SetupSettings
+from objectstore.store import minio_client
 
 MINIO_CREDENTIALS_BLOCK = "minio-credentials"
 RESULTS_BLOCK = "ivi-results"
@@ -30,6 +32,17 @@ def minio_credentials(settings: SetupSettings) -> MinIOCredentials:
         aws_client_parameters=AwsClientParameters(
             endpoint_url=settings.s3_endpoint, use_ssl=settings.s3_secure
         ),
+    )
+
+
+def store_client(credentials: MinIOCredentials) -> Minio:
+    """A `minio` client for the store the credentials block describes."""
+    endpoint = credentials.aws_client_parameters.endpoint_url or "http://127.0.0.1:9000"
+    return minio_client(
+        str(endpoint),
+        credentials.minio_root_user,
+        credentials.minio_root_password.get_secret_value(),
+        credentials.region_name,
     )
 
 

@@ -23,7 +23,7 @@ from prefect.states import Completed, Failed, State
 from prefect_aws import MinIOCredentials
 from urllib3.exceptions import HTTPError
 
-from blocks.objectstore import MINIO_CREDENTIALS_BLOCK, RESULT_STORAGE
+from blocks.objectstore import MINIO_CREDENTIALS_BLOCK, RESULT_STORAGE, store_client
 from blocks.pipeline import PipelineBuckets, load_buckets
 from objectstore import store
 from flows.artifacts import publish_artifacts
@@ -54,14 +54,7 @@ def _retry_on_transient(task: Any, task_run: Any, state: State) -> bool:
 
 
 def s3_client(credentials: MinIOCredentials | None = None) -> Minio:
-    credentials = credentials or MinIOCredentials.load(MINIO_CREDENTIALS_BLOCK)
-    endpoint = credentials.aws_client_parameters.endpoint_url or "http://127.0.0.1:9000"
-    return store.minio_client(
-        str(endpoint),
-        credentials.minio_root_user,
-        credentials.minio_root_password.get_secret_value(),
-        credentials.region_name,
-    )
+    return store_client(credentials or MinIOCredentials.load(MINIO_CREDENTIALS_BLOCK))
 
 
 @task(name="fetch", retries=4, retry_delay_seconds=[1, 2, 4, 8], retry_condition_fn=_retry_on_transient,

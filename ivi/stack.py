@@ -37,6 +37,7 @@ from ivi.processes import (
 from ivi.settings import ENV_EXAMPLE_FILE, ENV_FILE, PROJECT_DIR, Settings
 
 RELAY = "relay"
+METRICS = "metrics"
 START_TIMEOUT_SECONDS = 180.0  # a cold Prefect server takes 20-60 s on a busy 2-core machine
 STOP_TIMEOUT_SECONDS = 10.0
 # `.env` values `ivi up` generates when it creates the file.
@@ -44,6 +45,7 @@ _GENERATED_SECRETS: dict[str, Callable[[], str]] = {
     "IVI_S3_ACCESS_KEY": lambda: f"ivi-{secrets.token_hex(8)}",
     "IVI_S3_SECRET_KEY": lambda: secrets.token_urlsafe(30),
     "IVI_WEBHOOK_TOKEN": lambda: secrets.token_urlsafe(32),
+    "IVI_METRICS_TOKEN": lambda: secrets.token_urlsafe(32),
     "IVI_POWERBI_STANDIN_ADMIN_TOKEN": lambda: secrets.token_urlsafe(32),
     "IVI_POSTGRES_PASSWORD": lambda: secrets.token_urlsafe(32),
 }
@@ -61,6 +63,10 @@ def relay_is_ready(settings: Settings) -> bool:
     return httpx.get(f"{settings.relay_url}/healthz", timeout=2).status_code == 200
 
 
+def metrics_is_ready(settings: Settings) -> bool:
+    return httpx.get(f"{settings.metrics_url}/healthz", timeout=2).status_code == 200
+
+
 def _worker_is_alive(settings: Settings) -> bool:
     return True  # its pid is the only cheap signal; `up` waits for its first heartbeat
 
@@ -70,6 +76,7 @@ SERVICES = (
     Service(seaweed.SERVICE, seaweed.is_ready),
     Service(prefect_stack.SERVER, prefect_stack.server_is_ready),
     Service(RELAY, relay_is_ready),
+    Service(METRICS, metrics_is_ready),
     Service(standin.SERVICE, standin.is_ready),
     Service(prefect_stack.WORKER, _worker_is_alive),
     Service(prefect_stack.ENGINE, prefect_stack.engine_is_ready),
@@ -143,6 +150,11 @@ def _server_launches(settings: Settings) -> list[Launch]:
         Launch(
             RELAY, "the relay", settings.relay_host, {"relay": settings.relay_port},
             relay_command(settings), prefect_env, PROJECT_DIR,
+        ),
+        # It loads the store's blocks at its first scrape, so it need not wait for them.
+        Launch(
+            METRICS, "the metrics exporter", settings.metrics_host, {"metrics": settings.metrics_port},
+            metrics_command(settings), prefect_env, PROJECT_DIR,
         ),
         # Before the configuration is applied: the blocks register their datasets in it.
         Launch(
@@ -230,12 +242,21 @@ def start(settings: Settings, *, configure: bool = True) -> list[str]:
     return list(launched)
 
 
+def uvicorn_command(app: str, host: str, port: int) -> list[str]:
+    return [sys.executable, "-m", "uvicorn", app, "--host", host, "--port", str(port), "--log-level", "info"]
+
+
 def relay_command(settings: Settings) -> list[str]:
-    return [
-        sys.executable, "-m", "uvicorn", "relay.app:app",
-        "--host", settings.relay_host, "--port", str(settings.relay_port),
-        "--log-level", "info",
-    ]
+    return uvicorn_command("relay.app:app", settings.relay_host, settings.relay_port)
+
+
+def metrics_command(settings: Settings) -> list[str]:
+    return uvicorn_command("metrics.app:app", settings.metrics_host, settings.metrics_port)
+
+
+def metrics_urls(settings: Settings) -> list[str]:
+    """What Prometheus scrapes (bearer token IVI_METRICS_TOKEN): the relay, the exporter."""
+    return [f"{settings.relay_url}/metrics", f"{settings.metrics_url}/metrics"]
 
 
 def _require_secrets(settings: Settings) -> None:
@@ -314,7 +335,7 @@ def add_missing_secrets(env_file: Path = ENV_FILE) -> list[str]:
 # SeaweedFS hang until SIGKILL.
 STOP_WAVES = (
     (prefect_stack.WORKER, prefect_stack.ENGINE, seaweed.SERVICE),
-    (RELAY, prefect_stack.SERVER, standin.SERVICE),
+    (RELAY, METRICS, prefect_stack.SERVER, standin.SERVICE),
     (postgres.SERVICE,),
 )
 
@@ -345,6 +366,7 @@ def describe(settings: Settings) -> dict[str, object]:
         "prefect_ui_url": settings.prefect_ui_url,
         "relay_url": settings.relay_url,
         "powerbi_standin_url": settings.powerbi_standin_url,
+        "metrics_urls": metrics_urls(settings),
         "buckets": dict(settings.buckets),
         "services": {
             service.name: "up" if _answers(settings, service.name) else "down"
@@ -374,4 +396,5 @@ def _print_endpoints(settings: Settings) -> None:
     print(f"relay            {settings.relay_url}  (POST /minio/events, /seaweedfs/events)")
     print(f"Power BI stand-in {settings.powerbi_standin_url}  (local stand-in, not Power BI; "
           "rows page at /, password IVI_POWERBI_STANDIN_ADMIN_TOKEN of .env when set)")
+    print(f"metrics          {'  '.join(metrics_urls(settings))}  (Prometheus; bearer IVI_METRICS_TOKEN of .env)")
     print(f"logs             {settings.data_dir / 'logs'}")

@@ -37,6 +37,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
 
+from relay.metrics import CONTENT_TYPE, RelayMetrics
 from relay.store_events import (
     MINIO_BODY_SCHEMA,
     SEAWEEDFS_BODY_SCHEMA,
@@ -125,6 +126,10 @@ def create_app(settings: RelaySettings | None = None) -> FastAPI:
     token = settings.webhook_token.get_secret_value().encode()
     if not token:
         log.warning("IVI_WEBHOOK_TOKEN is empty: every webhook call will be refused (401)")
+    metrics_token = settings.metrics_token.get_secret_value().encode()
+    if not metrics_token:
+        log.warning("IVI_METRICS_TOKEN is empty: every GET /metrics will be refused (401)")
+    figures = RelayMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -137,14 +142,13 @@ def create_app(settings: RelaySettings | None = None) -> FastAPI:
     app = FastAPI(title="ivi relay", lifespan=lifespan, docs_url=None, redoc_url=None)
     _document_bearer_auth(app)
 
-    def authorized(request: Request) -> bool:
-        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-        if not token or scheme.lower() != "bearer":
-            return False
-        return hmac.compare_digest(credentials.strip().encode(), token)
+    async def handle(request: Request, source: str, parse: Parser) -> Response:
+        response = await answer(request, source, parse)
+        figures.requests.labels(source, str(response.status_code)).inc()
+        return response
 
-    async def handle(request: Request, parse: Parser) -> Response:
-        if not authorized(request):
+    async def answer(request: Request, source: str, parse: Parser) -> Response:
+        if not bearer_matches(request, token):
             return JSONResponse({"detail": "missing or wrong bearer token"}, status_code=401)
         if request.method == "HEAD":
             return Response(status_code=200)  # MinIO's liveness check
@@ -156,6 +160,8 @@ def create_app(settings: RelaySettings | None = None) -> FastAPI:
         if body is None:
             return JSONResponse({"detail": "body too large"}, status_code=413)
         if not body.strip():
+            figures.received.labels(source).inc()
+            figures.ignored.labels(source, "empty_body").inc()
             return JSONResponse(
                 {"posted": [], "dropped": [], "ignored": [{"key": "", "reason": "empty body"}]}
             )
@@ -172,7 +178,8 @@ def create_app(settings: RelaySettings | None = None) -> FastAPI:
             outcomes = list(parse(document))
         except Exception:  # a shape the parsers did not foresee must not become a 500
             log.exception("could not read a well-formed JSON body; acknowledged and dropped")
-            outcomes = [Ignored("", "unreadable body (see the relay log)")]
+            outcomes = [Ignored("", "unreadable body (see the relay log)", "unreadable_body")]
+        figures.received.labels(source).inc(len(outcomes))
         for outcome in outcomes:
             if isinstance(outcome, CreatedObject):
                 refusal = should_trigger(outcome, settings.raw_bucket)
@@ -183,6 +190,7 @@ def create_app(settings: RelaySettings | None = None) -> FastAPI:
             ignored.append(outcome)
         for item in ignored:
             log.info("ignored %r: %s", item.key, item.reason)
+            figures.ignored.labels(source, item.kind).inc()
 
         events = [obj.prefect_event() for obj in to_post]
         accepted = True
@@ -191,7 +199,9 @@ def create_app(settings: RelaySettings | None = None) -> FastAPI:
                 accepted = await post_events(request.app.state.prefect, settings.prefect_api_url, events)
             except PrefectUnavailable as error:
                 log.warning("Prefect unavailable, asking the store to retry: %s", error)
+                figures.unavailable.labels(source).inc(len(events))
                 return JSONResponse({"detail": "Prefect API unavailable"}, status_code=503)
+            (figures.posted if accepted else figures.dropped).labels(source).inc(len(events))
             if accepted:
                 for obj, event in zip(to_post, events, strict=True):
                     log.info("posted %s for %s/%s (event %s)", event["event"], obj.bucket, obj.key, event["id"])
@@ -207,30 +217,46 @@ def create_app(settings: RelaySettings | None = None) -> FastAPI:
     @app.post("/minio/events", **_event_route(MINIO_BODY_SCHEMA))
     async def minio_events(request: Request) -> Response:
         """MinIO's webhook target (`notify_webhook` with `auth_token`)."""
-        return await handle(request, minio_outcomes)
+        return await handle(request, "minio", minio_outcomes)
 
     @app.head("/minio/events", response_class=Response, responses=HEAD_RESPONSES,
               openapi_extra={"security": BEARER})
     async def minio_liveness(request: Request) -> Response:
         """MinIO's liveness check of its webhook target."""
-        return await handle(request, minio_outcomes)
+        return await handle(request, "minio", minio_outcomes)
 
     @app.post("/seaweedfs/events", **_event_route(SEAWEEDFS_BODY_SCHEMA))
     async def seaweedfs_events(request: Request) -> Response:
         """SeaweedFS' filer webhook (`[notification.webhook]` with `bearer_token`)."""
-        return await handle(request, seaweedfs_outcomes)
+        return await handle(request, "seaweedfs", seaweedfs_outcomes)
 
     @app.head("/seaweedfs/events", response_class=Response, responses=HEAD_RESPONSES,
               openapi_extra={"security": BEARER})
     async def seaweedfs_liveness(request: Request) -> Response:
         """A liveness check of the SeaweedFS route (answered like MinIO's)."""
-        return await handle(request, seaweedfs_outcomes)
+        return await handle(request, "seaweedfs", seaweedfs_outcomes)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        """Prometheus' scrape (bearer token IVI_METRICS_TOKEN): the counters of relay/metrics.py."""
+        if not bearer_matches(request, metrics_token):
+            return JSONResponse({"detail": "missing or wrong bearer token"}, status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})
+        return Response(figures.render(), media_type=CONTENT_TYPE)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     return app
+
+
+def bearer_matches(request: Request, token: bytes) -> bool:
+    """`Authorization: Bearer <token>`, compared in constant time; never with an empty token."""
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if not token or scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(credentials.strip().encode(), token)
 
 
 async def read_capped(request: Request, limit: int) -> bytes | None:

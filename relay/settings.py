@@ -21,6 +21,8 @@ class RelaySettings(BaseSettings):
     relay_port: int = 8000
     relay_max_body_bytes: int = 1024 * 1024
     raw_bucket: str = "raw"
+    # Bearer token Prometheus sends to GET /metrics (of the relay and of the metrics exporter).
+    metrics_token: SecretStr = SecretStr("")
 
     prefect_host: str = "127.0.0.1"
     prefect_port: int = 4200

@@ -142,10 +142,20 @@ class CreatedObject:
 
 @dataclass(frozen=True)
 class Ignored:
-    """A part of a webhook body that starts nothing, and why (for the answer and the log)."""
+    """A part of a webhook body that starts nothing, and why: `reason` in words for the answer
+    and the log, `kind` one of IGNORED_KINDS for the metrics (a label with a few values, where
+    the reason names buckets and event names)."""
 
     key: str
     reason: str
+    kind: str
+
+
+# Why an object or a body starts nothing, as the relay's metrics label it.
+IGNORED_KINDS = (
+    "no_records", "bad_record", "not_created", "metadata_only", "not_in_a_bucket", "no_entry",
+    "folder", "other_bucket", "multipart_part", "not_csv", "empty_body", "unreadable_body",
+)
 
 
 Outcome = CreatedObject | Ignored
@@ -155,7 +165,7 @@ def minio_outcomes(body: Mapping[str, Any]) -> Iterator[Outcome]:
     """One outcome per record of a MinIO webhook body."""
     records = body.get("Records")
     if not isinstance(records, list) or not records:
-        yield Ignored("", "no Records (liveness ping or unknown shape)")
+        yield Ignored("", "no Records (liveness ping or unknown shape)", "no_records")
         return
     for record in records:
         yield _minio_record(record)
@@ -167,14 +177,14 @@ def _minio_record(record: Any) -> Outcome:
     bucket = _text(_mapping(s3.get("bucket")).get("name"))
     raw_key = obj.get("key")
     if not isinstance(raw_key, str) or not bucket:
-        return Ignored("", "record without s3.bucket.name / s3.object.key")
+        return Ignored("", "record without s3.bucket.name / s3.object.key", "bad_record")
     key = unquote_plus(raw_key)
     event_name = _text(_mapping(record).get("eventName")).removeprefix("s3:")
     kind, _, detail = event_name.partition(":")
     if kind != "ObjectCreated":
-        return Ignored(key, f"not a creation ({event_name or 'no eventName'})")
+        return Ignored(key, f"not a creation ({event_name or 'no eventName'})", "not_created")
     if detail in _METADATA_ONLY_EVENTS:
-        return Ignored(key, f"metadata change only ({event_name})")
+        return Ignored(key, f"metadata change only ({event_name})", "metadata_only")
     size = obj.get("size")
     return CreatedObject(
         source="minio",
@@ -192,18 +202,18 @@ def seaweedfs_outcomes(body: Mapping[str, Any]) -> Iterator[Outcome]:
     path = _text(body.get("key"))
     event_type = _text(body.get("event_type"))
     if event_type not in _SEAWEED_CREATED:
-        yield Ignored(path, f"not a creation ({event_type or 'no event_type'})")
+        yield Ignored(path, f"not a creation ({event_type or 'no event_type'})", "not_created")
         return
     parts = path.split("/", 3)  # "", "buckets", bucket, key
     if len(parts) < 4 or parts[0] != "" or parts[1] != "buckets" or not parts[2] or not parts[3]:
-        yield Ignored(path, "not an object in a bucket")
+        yield Ignored(path, "not an object in a bucket", "not_in_a_bucket")
         return
     entry = _mapping(_mapping(body.get("message")).get("new_entry"))
     if not entry:
-        yield Ignored(path, "no new_entry")
+        yield Ignored(path, "no new_entry", "no_entry")
         return
     if entry.get("is_directory"):
-        yield Ignored(path, "folder")
+        yield Ignored(path, "folder", "folder")
         return
     attributes = _mapping(entry.get("attributes"))
     yield CreatedObject(
@@ -249,13 +259,13 @@ def _seaweed_sequencer(entry: Mapping[str, Any], attributes: Mapping[str, Any]) 
 def should_trigger(obj: CreatedObject, raw_bucket: str) -> Ignored | None:
     """Why this created object must not start a run, or None when it must."""
     if obj.bucket != raw_bucket:
-        return Ignored(obj.key, f"bucket {obj.bucket!r} is not the raw bucket")
+        return Ignored(obj.key, f"bucket {obj.bucket!r} is not the raw bucket", "other_bucket")
     if obj.key.endswith("/"):
-        return Ignored(obj.key, "folder")
+        return Ignored(obj.key, "folder", "folder")
     if obj.key.startswith(".uploads/"):  # SeaweedFS keeps multipart parts there
-        return Ignored(obj.key, "multipart upload part")
+        return Ignored(obj.key, "multipart upload part", "multipart_part")
     if not obj.key.lower().endswith(".csv"):
-        return Ignored(obj.key, "not a .csv object")
+        return Ignored(obj.key, "not a .csv object", "not_csv")
     return None
 
 

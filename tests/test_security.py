@@ -144,6 +144,7 @@ def exercise(stack: Settings) -> Iterator[Exercise]:
     done = Exercise(
         secrets=[
             Secret("webhook token", stack.webhook_token.get_secret_value()),
+            Secret("metrics token", stack.metrics_token.get_secret_value()),
             Secret("s3 secret key", stack.s3_secret_key.get_secret_value()),
             Secret("postgres password", stack.postgres_password.get_secret_value()),
             Secret("push key vendas", standin_push_key("vendas", stack)),

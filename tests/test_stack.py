@@ -52,11 +52,12 @@ def test_status_json_shows_endpoints_buckets_and_services_but_no_secret(stack: S
         "prefect_ui_url": f"http://127.0.0.1:{stack.prefect_port}",
         "relay_url": stack.relay_url,
         "powerbi_standin_url": f"http://127.0.0.1:{stack.powerbi_port}",
+        "metrics_urls": [f"{stack.relay_url}/metrics", f"http://127.0.0.1:{stack.metrics_port}/metrics"],
         "buckets": {"raw": "raw", "processed": "processed", "quarantine": "quarantine"},
         "services": {"postgres": "up", "seaweedfs": "up", "prefect-server": "up", "relay": "up",
-                     "powerbi-standin": "up", "worker": "up", "engine": "up"},
+                     "metrics": "up", "powerbi-standin": "up", "worker": "up", "engine": "up"},
     }
-    for secret in (stack.webhook_token, stack.s3_secret_key, stack.postgres_password):
+    for secret in (stack.webhook_token, stack.s3_secret_key, stack.postgres_password, stack.metrics_token):
         assert secret.get_secret_value() not in result.stdout + result.stderr
 
 

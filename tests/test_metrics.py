@@ -1,0 +1,225 @@
+"""/metrics of the relay and of the metrics exporter, scraped over HTTP on the running stack.
+
+Known files go in (one clean, one with quarantined rows and a duplicate, one rejected), and
+the counters must move by exactly what their reports say. The stack is the session's, shared
+with other test files, so each test reads the counters before and after what it does and
+asserts the difference (pytest runs one test at a time).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from ivi import stack as ivi_stack
+from ivi.demo import SAMPLES_DIR
+from ivi.settings import Settings
+from tests.pipeline_support import run_deployment_now, upload, wait_for_report
+from tests.stack_support import auth_headers, automations_paused, wait_for_events
+
+pytestmark = pytest.mark.services
+
+Sample = tuple[str, frozenset[tuple[str, str]]]  # (sample name, labels)
+
+VENDAS_HEADER = "ID Venda;Data Venda;Cliente;Produto;Categoria;Quantidade;Preço Unitário;Valor Total;UF\n"
+# 3 rows: one clean, one quarantined (UF "XX"), one duplicate of the first
+VENDAS_WITH_BAD_ROWS = (
+    VENDAS_HEADER
+    + "1;05/01/2024;Ana;Caneta;Papelaria;2;R$ 1.234,56;2469,12;sp\n"
+    + "2;2024-01-06;Bob;Lápis;Papelaria;1;10;10;XX\n"
+    + "1;05/01/2024;Ana;Caneta;Papelaria;2;R$ 1.234,56;2469,12;sp\n"
+)
+NOT_A_TABLE = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256))
+
+
+def metrics_headers(settings: Settings) -> dict[str, str]:
+    return {"Authorization": f"Bearer {settings.metrics_token.get_secret_value()}"}
+
+
+def scrape(url: str, settings: Settings) -> dict[Sample, float]:
+    """Every sample of a /metrics answer, by name and labels."""
+    response = httpx.get(url, headers=metrics_headers(settings), timeout=60)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain")
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+def moved(before: Mapping[Sample, float], after: Mapping[Sample, float], name: str) -> dict[frozenset[tuple[str, str]], float]:
+    """How much each series of `name` grew (series that did not move left out)."""
+    grown = {
+        labels: value - before.get((sample, labels), 0.0)
+        for (sample, labels), value in after.items()
+        if sample == name
+    }
+    return {labels: delta for labels, delta in grown.items() if delta}
+
+
+def labels(**values: str) -> frozenset[tuple[str, str]]:
+    return frozenset(values.items())
+
+
+@pytest.fixture(scope="module")
+def urls(stack: Settings) -> dict[str, str]:
+    relay, exporter = ivi_stack.metrics_urls(stack)
+    return {"relay": relay, "exporter": exporter}
+
+
+@pytest.mark.parametrize("which", ["relay", "exporter"])
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer wrong-token"}, {"Authorization": "Basic dXNlcjpwYXNz"}, "webhook token", "bare"],
+    ids=["no-header", "wrong-token", "basic-auth", "the-webhook-token", "token-without-scheme"],
+)
+def test_metrics_without_the_token_are_refused(
+    stack: Settings, urls: dict[str, str], which: str, headers: dict[str, str] | str
+) -> None:
+    if headers == "webhook token":  # the store's token opens the webhook, not the figures
+        headers = auth_headers(stack)
+    elif headers == "bare":
+        headers = {"Authorization": stack.metrics_token.get_secret_value()}
+    response = httpx.get(urls[which], headers=headers, timeout=30)
+    assert response.status_code == 401
+    assert "ivi_" not in response.text
+    assert response.headers.get("www-authenticate") == "Bearer"
+
+
+def test_the_relay_counts_what_it_received_posted_and_ignored_by_reason(
+    stack: Settings, urls: dict[str, str]
+) -> None:
+    """One MinIO body with four records (a raw CSV, a CSV of another bucket, a text file, a
+    delete), an empty body, and a call without the token: MinIO is not the stack's store, so
+    only this test moves the `source="minio"` series."""
+    key = f"metrics/relay-{uuid.uuid4().hex[:8]}"
+    records = [
+        ("s3:ObjectCreated:Put", stack.raw_bucket, f"{key}.csv"),
+        ("s3:ObjectCreated:Put", stack.processed_bucket, f"{key}.csv"),
+        ("s3:ObjectCreated:Put", stack.raw_bucket, f"{key}.txt"),
+        ("s3:ObjectRemoved:Delete", stack.raw_bucket, f"{key}.csv"),
+    ]
+    body = {
+        "EventName": "s3:ObjectCreated:Put",
+        "Records": [
+            {"eventName": event, "s3": {"bucket": {"name": bucket},
+                                        "object": {"key": name, "eTag": uuid.uuid4().hex, "size": 10}}}
+            for event, bucket, name in records
+        ],
+    }
+    route = f"{stack.relay_url}/minio/events"
+    before = scrape(urls["relay"], stack)
+    with automations_paused(stack):  # the posted event is for an object that does not exist
+        answer = httpx.post(route, json=body, headers=auth_headers(stack), timeout=30)
+        assert answer.status_code == 200 and len(answer.json()["posted"]) == 1
+        assert httpx.post(route, content=b"", headers=auth_headers(stack), timeout=30).status_code == 200
+        assert httpx.post(route, json=body, timeout=30).status_code == 401
+        wait_for_events(stack, {"resource": {"id": [f"minio.object.{stack.raw_bucket}/{key}.csv"]}})
+    after = scrape(urls["relay"], stack)
+
+    minio = labels(source="minio")
+    assert moved(before, after, "ivi_relay_events_received_total").get(minio) == 5
+    assert moved(before, after, "ivi_relay_events_posted_total").get(minio) == 1
+    assert minio not in moved(before, after, "ivi_relay_events_dropped_total")
+    assert minio not in moved(before, after, "ivi_relay_events_unavailable_total")
+    ignored = {
+        dict(series)["reason"]: delta
+        for series, delta in moved(before, after, "ivi_relay_events_ignored_total").items()
+        if dict(series)["source"] == "minio"
+    }
+    assert ignored == {"other_bucket": 1, "not_csv": 1, "not_created": 1, "empty_body": 1}
+    requests = {
+        dict(series)["code"]: delta
+        for series, delta in moved(before, after, "ivi_relay_requests_total").items()
+        if dict(series)["source"] == "minio"
+    }
+    assert requests == {"200": 2, "401": 1}
+
+
+def test_known_uploads_move_the_exporters_counters_by_exactly_their_reports(
+    stack: Settings, urls: dict[str, str]
+) -> None:
+    run = f"metrics-{uuid.uuid4().hex[:8]}"
+    files = {
+        f"clientes/{run}/clean.csv": (SAMPLES_DIR / "mock.csv").read_bytes(),  # 10 rows, all clean
+        f"vendas/{run}/bad-rows.csv": VENDAS_WITH_BAD_ROWS.encode("utf-8"),
+        f"vendas/{run}/not-a-table.csv": NOT_A_TABLE,
+    }
+    exporter_before = scrape(urls["exporter"], stack)
+    relay_before = scrape(urls["relay"], stack)
+    started = time.time()
+    etags = {key: upload(stack, key, data) for key, data in files.items()}
+    reports = {key: wait_for_report(stack, key, etag) for key, etag in etags.items()}
+    assert [r["status"] for r in reports.values()] == ["processed", "processed", "rejected"]
+    after = scrape(urls["exporter"], stack)
+    relay_after = scrape(urls["relay"], stack)
+
+    assert moved(exporter_before, after, "ivi_files_total") == {
+        labels(contract="clientes", status="processed"): 1,
+        labels(contract="vendas", status="processed"): 1,
+        labels(contract="vendas", status="rejected"): 1,
+    }
+    assert moved(exporter_before, after, "ivi_rows_total") == {
+        labels(contract="clientes", outcome="input"): 10,
+        labels(contract="clientes", outcome="exported"): 10,
+        labels(contract="vendas", outcome="input"): 3,
+        labels(contract="vendas", outcome="exported"): 1,
+        labels(contract="vendas", outcome="quarantined"): 1,
+        labels(contract="vendas", outcome="duplicate"): 1,
+    }
+    assert moved(exporter_before, after, "ivi_powerbi_rows_total") == {
+        labels(contract="clientes"): reports[f"clientes/{run}/clean.csv"]["powerbi_rows"],
+        labels(contract="vendas"): reports[f"vendas/{run}/bad-rows.csv"]["powerbi_rows"],
+    }
+    assert moved(exporter_before, after, "ivi_processing_seconds_count") == {
+        labels(contract="clientes"): 1, labels(contract="vendas"): 2,
+    }
+    assert sum(moved(exporter_before, after, "ivi_processing_seconds_sum").values()) == pytest.approx(
+        sum(r["duration_s"] for r in reports.values())
+    )
+    # upload -> report: each file once, and no longer than this test has been waiting
+    assert moved(exporter_before, after, "ivi_upload_to_report_seconds_count") == {
+        labels(contract="clientes"): 1, labels(contract="vendas"): 2,
+    }
+    latency = sum(moved(exporter_before, after, "ivi_upload_to_report_seconds_sum").values())
+    assert 0 < latency <= 3 * (time.time() - started) + 3
+    assert after[("ivi_report_scan_ok", frozenset())] == 1
+
+    # The three uploads reached the relay through SeaweedFS' webhook and were posted.
+    seaweedfs = labels(source="seaweedfs")
+    assert moved(relay_before, relay_after, "ivi_relay_events_posted_total").get(seaweedfs, 0) >= 3
+
+    # A report seen again is not counted again.
+    again = scrape(urls["exporter"], stack)
+    for name in ("ivi_files_total", "ivi_rows_total", "ivi_processing_seconds_count"):
+        assert moved(after, again, name) == {}, name
+
+
+def test_a_report_written_again_by_a_forced_run_counts_once_more(stack: Settings, urls: dict[str, str]) -> None:
+    key = f"vendas/metrics-{uuid.uuid4().hex[:8]}/forced.csv"
+    etag = upload(stack, key, VENDAS_WITH_BAD_ROWS.encode("utf-8"))
+    first = wait_for_report(stack, key, etag)
+    before = scrape(urls["exporter"], stack)
+    run_deployment_now(stack, "process_object/process-object",
+                       {"bucket": stack.raw_bucket, "key": key, "force": True})
+    deadline = time.monotonic() + 90
+    while (report := wait_for_report(stack, key, etag))["flow_run_id"] == first["flow_run_id"]:
+        assert time.monotonic() < deadline, "the forced run wrote no new report"
+        time.sleep(0.25)
+    after = scrape(urls["exporter"], stack)
+    assert moved(before, after, "ivi_files_total") == {labels(contract="vendas", status="processed"): 1}
+    assert moved(before, after, "ivi_rows_total").get(labels(contract="vendas", outcome="quarantined")) == 1
+    assert report["status"] == "processed"
+
+
+def test_status_json_names_both_metrics_endpoints(stack: Settings, urls: dict[str, Any]) -> None:
+    described = ivi_stack.describe(stack)
+    assert described["metrics_urls"] == [urls["relay"], urls["exporter"]]
+    assert described["services"]["metrics"] == "up"  # type: ignore[index]
