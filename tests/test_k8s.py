@@ -284,10 +284,13 @@ def test_the_relay_serves_the_paths_the_cluster_calls() -> None:
 
 
 @pytest.mark.parametrize("entry", OVERLAYS)
-def test_relay_gets_the_webhook_token_and_no_other_secret(entry: str) -> None:
+def test_relay_gets_the_webhook_and_metrics_tokens_and_no_other_secret(entry: str) -> None:
     relay = container(find(render(entry), "Deployment", "ivi-relay"), "relay")
-    token = env_value(relay, "IVI_WEBHOOK_TOKEN")["valueFrom"]["secretKeyRef"]
-    assert token == {"name": "ivi-secrets", "key": "IVI_WEBHOOK_TOKEN"}
+    for name in ("IVI_WEBHOOK_TOKEN", "IVI_METRICS_TOKEN"):
+        token = env_value(relay, name)["valueFrom"]["secretKeyRef"]
+        assert token == {"name": "ivi-secrets", "key": name}
+    secrets = {item["name"] for item in relay.get("env", []) if "secretKeyRef" in item.get("valueFrom", {})}
+    assert secrets == {"IVI_WEBHOOK_TOKEN", "IVI_METRICS_TOKEN"}
     assert not [source for source in relay.get("envFrom", []) if "secretRef" in source]
 
 

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relay.store_events import (
+    IGNORED_KINDS,
     CreatedObject,
     Ignored,
     minio_outcomes,
@@ -39,6 +40,10 @@ def test_any_json_object_is_read_or_ignored_never_raised_on(body: dict[str, Any]
         if isinstance(outcome, CreatedObject):
             event = outcome.prefect_event()
             assert all(isinstance(v, str) for v in event["resource"].values())
+            refusal = should_trigger(outcome, "raw")
+            assert refusal is None or refusal.kind in IGNORED_KINDS
+        else:  # the metrics' label: one of a few values, whatever the body says
+            assert outcome.kind in IGNORED_KINDS
 
 
 def test_seaweedfs_etag_comes_from_the_stored_s3_etag_then_the_md5() -> None:
