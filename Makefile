@@ -5,7 +5,15 @@ STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: install test test-fast lint-imports bench demo up down status clean
 
-install: $(STAMP)
+install: system-packages $(STAMP)
+
+# Debian packages the tests use: `prometheus` (a real Prometheus scrapes the test stack, and
+# `promtool` checks the monitoring files). Quick when already installed; as root, or with sudo.
+APT_PACKAGES := prometheus
+APT_GET := DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo -n )apt-get
+.PHONY: system-packages
+system-packages:
+	@command -v promtool >/dev/null 2>&1 || { $(APT_GET) update -q && $(APT_GET) install -y -q --no-install-recommends $(APT_PACKAGES); }
 
 # uv (from PyPI) builds the venv in seconds; the venv is rebuilt when pyproject.toml changes.
 UV := python3 -m uv

@@ -8,20 +8,27 @@ asserts the difference (pytest runs one test at a time).
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from ivi import stack as ivi_stack
 from ivi.demo import SAMPLES_DIR
 from ivi.settings import Settings
 from tests.pipeline_support import run_deployment_now, upload, wait_for_report
-from tests.stack_support import auth_headers, automations_paused, wait_for_events
+from tests.stack_support import auth_headers, automations_paused, free_ports, wait_for_events
+from tests.test_monitoring_infra import PROMETHEUS_CONFIG, as_prometheus_sends_it, every_expression
 
 pytestmark = pytest.mark.services
 
@@ -223,3 +230,85 @@ def test_status_json_names_both_metrics_endpoints(stack: Settings, urls: dict[st
     described = ivi_stack.describe(stack)
     assert described["metrics_urls"] == [urls["relay"], urls["exporter"]]
     assert described["services"]["metrics"] == "up"  # type: ignore[index]
+
+
+# --- a real Prometheus (Debian package `prometheus`, installed by `make install`) ----------------
+SCRAPE_SECONDS = "5s"
+
+
+@contextmanager
+def prometheus(config: dict[str, Any], directory: Path) -> Iterator[str]:
+    """A Prometheus of this test's own on a free port with `config`; its API's base URL."""
+    executable = shutil.which("prometheus")
+    assert executable, "prometheus missing: `make install` installs the Debian package prometheus"
+    (config_file := directory / "prometheus.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    port = free_ports(1)[0]
+    with (directory / "prometheus.log").open("wb") as log:
+        process = subprocess.Popen(
+            [executable, f"--config.file={config_file}", f"--storage.tsdb.path={directory / 'data'}",
+             f"--web.listen-address=127.0.0.1:{port}"],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+    try:
+        yield f"http://127.0.0.1:{port}/api/v1"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+def targets_once_scraped(api: str, jobs: set[str], timeout: float = 90.0) -> dict[str, dict[str, Any]]:
+    """Each job's target, once every one has been scraped at least once."""
+    deadline = time.monotonic() + timeout
+    found: dict[str, dict[str, Any]] = {}
+    while time.monotonic() < deadline:
+        try:
+            active = httpx.get(f"{api}/targets", timeout=5).json()["data"]["activeTargets"]
+        except httpx.HTTPError:  # not listening yet
+            active = []
+        found = {target["labels"]["job"]: target for target in active}
+        if set(found) == jobs and all(target["health"] != "unknown" for target in found.values()):
+            return found
+        time.sleep(0.5)
+    raise AssertionError(f"Prometheus did not scrape {jobs} within {timeout} s: {found}")
+
+
+def query(api: str, expr: str) -> list[dict[str, Any]]:
+    answer = httpx.get(f"{api}/query", params={"query": expr}, timeout=30).json()
+    assert answer["status"] == "success", (expr, answer)
+    return list(answer["data"]["result"])
+
+
+def test_a_real_prometheus_scrapes_both_endpoints_with_the_token_and_runs_the_dashboards_queries(
+    stack: Settings, urls: dict[str, str], tmp_path: Path
+) -> None:
+    """The shipped scrape configuration, pointed at this stack: its jobs get in with the token
+    (and a job without it does not), and every query of the dashboard runs on what they got."""
+    token_file = tmp_path / "metrics-token"
+    token_file.write_text(stack.metrics_token.get_secret_value(), encoding="utf-8")
+    token_file.chmod(0o600)
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text(encoding="utf-8"))
+    addresses = {"ivi-relay": urlsplit(urls["relay"]).netloc, "ivi-metrics": urlsplit(urls["exporter"]).netloc}
+    config["global"].update(scrape_interval=SCRAPE_SECONDS, scrape_timeout=SCRAPE_SECONDS)
+    for job in config["scrape_configs"]:
+        job["authorization"]["credentials_file"] = str(token_file)
+        job["static_configs"] = [{"targets": [addresses[job["job_name"]]]}]
+    config["scrape_configs"].append(
+        {"job_name": "without-token", "static_configs": [{"targets": [addresses["ivi-metrics"]]}]}
+    )
+    with prometheus(config, tmp_path) as api:
+        targets = targets_once_scraped(api, {*addresses, "without-token"})
+        for job in addresses:
+            assert (targets[job]["health"], targets[job]["lastError"]) == ("up", ""), targets[job]
+        assert targets["without-token"]["health"] == "down"
+        assert "401" in targets["without-token"]["lastError"]
+
+        [scan_ok] = query(api, 'ivi_report_scan_ok{job="ivi-metrics"}')
+        assert scan_ok["value"][1] == "1"
+        assert query(api, 'ivi_relay_events_received_total{job="ivi-relay", source="seaweedfs"}')
+        for expr in every_expression():
+            if not expr.startswith("label_values("):  # Grafana's own function, not PromQL
+                query(api, as_prometheus_sends_it(expr))

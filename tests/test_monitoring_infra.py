@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from functools import cache
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
@@ -31,6 +33,8 @@ GRAFANA = MONITORING / "grafana"
 DASHBOARD = GRAFANA / "dashboards" / "ivi-pipeline.json"
 PROMETHEUS, GRAFANA_SERVICE, RELAY, METRICS = "prometheus", "grafana", "relay", ivi_stack.METRICS
 METRIC_NAME = re.compile(r"\bivi_[a-z0-9_]+\b")
+# Grafana's variables, as Grafana fills them in before sending a query to Prometheus.
+GRAFANA_VARIABLES = {"$contract": ".*", "$__range": "1h"}
 
 # A report with every field the exporter reads, so that every series it can export exists.
 FULL_REPORT: dict[str, object] = {
@@ -87,11 +91,45 @@ def test_every_metric_the_dashboard_queries_is_one_the_code_exports() -> None:
     assert not unknown, f"the dashboard queries metrics nothing exports: {unknown}"
 
 
-def test_every_query_names_a_metric_and_balances_its_brackets() -> None:
-    for expr in every_expression():
-        assert METRIC_NAME.search(expr), expr
-        for opening, closing in ("()", "[]", "{}"):
-            assert expr.count(opening) == expr.count(closing), expr
+def as_prometheus_sends_it(expr: str) -> str:
+    for variable, value in GRAFANA_VARIABLES.items():
+        expr = expr.replace(variable, value)
+    assert "$" not in expr, f"a Grafana variable this test does not know: {expr}"
+    return expr
+
+
+def promtool(*args: str) -> subprocess.CompletedProcess[str]:
+    """Prometheus' own checker (Debian package `prometheus`, installed by `make install`)."""
+    executable = shutil.which("promtool")
+    assert executable, "promtool missing: `make install` installs the Debian package prometheus"
+    return subprocess.run([executable, *args], capture_output=True, text=True, timeout=60)
+
+
+def check_as_rules(expressions: list[str], directory: Path) -> subprocess.CompletedProcess[str]:
+    """`promtool check rules` over the expressions as recording rules: PromQL parsed offline."""
+    rules = {"groups": [{"name": "dashboard", "rules": [
+        {"record": f"ivi:dashboard_query_{number}", "expr": expr} for number, expr in enumerate(expressions)
+    ]}]}
+    path = directory / "dashboard-rules.yml"
+    path.write_text(yaml.safe_dump(rules), encoding="utf-8")
+    return promtool("check", "rules", str(path))
+
+
+def test_prometheus_parses_every_dashboard_query(tmp_path: Path) -> None:
+    result = check_as_rules([as_prometheus_sends_it(expr) for expr in every_expression()
+                             if not expr.startswith("label_values(")], tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len(every_expression()) - 1} rules found" in result.stdout
+
+
+def test_the_query_check_refuses_a_broken_query(tmp_path: Path) -> None:
+    result = check_as_rules(["sum by (contract) (rate(ivi_files_total[5m]) * 60"], tmp_path)
+    assert result.returncode != 0
+
+
+def test_prometheus_reads_the_scrape_configuration() -> None:
+    result = promtool("check", "config", "--syntax-only", str(PROMETHEUS_CONFIG))
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_the_dashboard_shows_what_the_issue_asks_for() -> None:

@@ -243,6 +243,8 @@ def test_env_file_is_created_once_with_fresh_secrets(tmp_path: Path) -> None:
     first = env_file.read_text()
     settings = Settings(_env_file=env_file)  # type: ignore[call-arg]
     assert len(settings.webhook_token.get_secret_value()) >= 32
+    assert len(settings.metrics_token.get_secret_value()) >= 32
+    assert settings.metrics_token != settings.webhook_token
     assert len(settings.powerbi_standin_admin_token.get_secret_value()) >= 32
     assert len(settings.s3_secret_key.get_secret_value()) >= 30
     assert len(settings.postgres_password.get_secret_value()) >= 32
@@ -258,7 +260,9 @@ def test_env_file_is_created_once_with_fresh_secrets(tmp_path: Path) -> None:
 def test_an_older_env_file_gets_the_secrets_it_lacks_and_keeps_everything_else(tmp_path: Path) -> None:
     env_file = tmp_path / ".env"
     env_file.write_text("IVI_S3_SECRET_KEY=kept\nIVI_WEBHOOK_TOKEN=\nIVI_S3_ACCESS_KEY=ivi-kept")
-    assert ivi_stack.add_missing_secrets(env_file) == ["IVI_POWERBI_STANDIN_ADMIN_TOKEN", "IVI_POSTGRES_PASSWORD"]
+    assert ivi_stack.add_missing_secrets(env_file) == [
+        "IVI_METRICS_TOKEN", "IVI_POWERBI_STANDIN_ADMIN_TOKEN", "IVI_POSTGRES_PASSWORD"
+    ]
     settings = Settings(_env_file=env_file)  # type: ignore[call-arg]
     assert len(settings.postgres_password.get_secret_value()) >= 32
     assert settings.s3_secret_key.get_secret_value() == "kept"
