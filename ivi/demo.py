@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from ivi.settings import PROJECT_DIR, Settings
+from ivi.stack import metrics_urls
 
 # The prototype's two sample files, kept in the repository (the tests read them too).
 SAMPLES_DIR = PROJECT_DIR / "samples"
@@ -79,6 +80,7 @@ def run_demo(settings: Settings | None = None) -> int:
     print(f"quarantine:      s3://{settings.quarantine_bucket}/<key>.rejected.csv")
     print(f"reports:         s3://{settings.processed_bucket}/_reports/<key>.json")
     print(f"Prefect UI:      {settings.prefect_ui_url}")
+    print(f"metrics:         {'  '.join(metrics_urls(settings))}  (bearer IVI_METRICS_TOKEN of .env)")
     print("the stack keeps running: `ivi down` (or `make down`) stops it")
     print(json.dumps({"reports": len(reports), "expected": len(uploaded_at)}))
     return 0 if len(reports) == len(uploaded_at) else 1
