@@ -49,16 +49,20 @@ def metrics_headers(settings: Settings) -> dict[str, str]:
     return {"Authorization": f"Bearer {settings.metrics_token.get_secret_value()}"}
 
 
-def scrape(url: str, settings: Settings) -> dict[Sample, float]:
+def samples(exposition: str) -> dict[Sample, float]:
     """Every sample of a /metrics answer, by name and labels."""
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+    }
+
+
+def scrape(url: str, settings: Settings) -> dict[Sample, float]:
     response = httpx.get(url, headers=metrics_headers(settings), timeout=60)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/plain")
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(response.text)
-        for sample in family.samples
-    }
+    return samples(response.text)
 
 
 def moved(before: Mapping[Sample, float], after: Mapping[Sample, float], name: str) -> dict[frozenset[tuple[str, str]], float]:
@@ -196,6 +200,7 @@ def test_known_uploads_move_the_exporters_counters_by_exactly_their_reports(
     latency = sum(moved(exporter_before, after, "ivi_upload_to_report_seconds_sum").values())
     assert 0 < latency <= 3 * (time.time() - started) + 3
     assert after[("ivi_report_scan_ok", frozenset())] == 1
+    assert moved(exporter_before, after, "ivi_exporter_errors_total") == {}
 
     seaweedfs = labels(source="seaweedfs")
     # Three new keys: one `create` each (an `update` only comes for an overwrite); the folders
@@ -269,9 +274,11 @@ def targets_once_scraped(api: str, jobs: set[str], timeout: float = 90.0) -> dic
     found: dict[str, dict[str, Any]] = {}
     while time.monotonic() < deadline:
         try:
-            active = httpx.get(f"{api}/targets", timeout=5).json()["data"]["activeTargets"]
+            response = httpx.get(f"{api}/targets", timeout=5)
         except httpx.HTTPError:  # not listening yet
-            active = []
+            response = None
+        # 503 "Service Unavailable" (not JSON) until its storage is open
+        active = response.json()["data"]["activeTargets"] if response and response.status_code == 200 else []
         found = {target["labels"]["job"]: target for target in active}
         if set(found) == jobs and all(target["health"] != "unknown" for target in found.values()):
             return found
@@ -315,3 +322,25 @@ def test_a_real_prometheus_scrapes_both_endpoints_with_the_token_and_runs_the_da
         for expr in every_expression():
             if not expr.startswith("label_values("):  # Grafana's own function, not PromQL
                 query(api, as_prometheus_sends_it(expr))
+
+
+def test_an_unreachable_store_is_a_scrape_that_says_so_not_a_failed_one(stack: Settings) -> None:
+    """The exporter with the store away (a port nobody listens on): a scrape still gets the
+    figures, with `ivi_report_scan_ok 0` and the failed step counted; the runs still come from
+    Prefect."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from metrics.exporter import Exporter
+    from metrics.figures import PipelineMetrics
+    from metrics.scan import ReportScanner
+    from objectstore.store import minio_client
+
+    figures = PipelineMetrics()
+    nowhere = minio_client(f"http://127.0.0.1:{free_ports(1)[0]}", "nobody", "nothing")
+    exporter = Exporter(figures, ReportScanner(nowhere, stack.processed_bucket, figures))
+    with temporary_settings({PREFECT_API_URL: stack.prefect_api_url}):
+        found = samples(exporter.render().decode())
+    assert found[("ivi_report_scan_ok", frozenset())] == 0
+    assert found[("ivi_exporter_errors_total", labels(step="reports"))] == 1
+    assert found[("ivi_exporter_errors_total", labels(step="flow_runs"))] == 0
+    assert found[("ivi_flow_runs", labels(state="COMPLETED"))] >= 1
