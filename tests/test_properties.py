@@ -134,7 +134,10 @@ def test_the_drawn_files_cover_every_encoding_delimiter_newline_and_row_kind() -
     may be starved by the strategy's filters."""
     seen: set[tuple[str, str]] = set()
 
-    @settings(PROFILE, max_examples=80, derandomize=True, database=None)
+    # 150, not 80: Hypothesis mixes constants of the project's imported modules into its draws
+    # (hypothesis.internal.constants_ast), so even derandomized, a new module elsewhere moves
+    # them; at 80 adding the metrics package left utf-8-sig undrawn.
+    @settings(PROFILE, max_examples=150, derandomize=True, database=None)
     @given(generated=generated_files())
     def collect(generated: GeneratedFile) -> None:
         seen.update({("contract", generated.contract.name), ("encoding", generated.encoding),
