@@ -73,9 +73,14 @@ def pool_job_template() -> dict[str, Any]:
     is not there: the pool works either way.
     """
     template = ProcessWorker.get_default_base_job_template()
-    template["variables"]["properties"]["command"]["default"] = (
-        f"{sys.executable} {Path(prewarmed_start.__file__).resolve()}"
-    )
+    properties = template["variables"]["properties"]
+    # -S: the launcher needs the standard library only, not the site-packages' start-up
+    properties["command"]["default"] = f"{sys.executable} -S {Path(prewarmed_start.__file__).resolve()}"
+    # Runs start in the project directory (where the setup step runs: the repository, /app in
+    # the images), the flows' entrypoints being relative to it. prefect.yaml has no pull step
+    # to get there: a `set_working_directory` step costs every run two API clients and an
+    # event, in the worker and again in the run (docs/shared-state.md, throughput).
+    properties["working_dir"]["default"] = str(Path.cwd().resolve())
     return template
 
 
