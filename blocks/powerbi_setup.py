@@ -144,12 +144,15 @@ def save_destination(block: DestinationBlock | None, contract: str) -> None:
 
 def register_powerbi_blocks(settings: SetupSettings) -> list[tuple[str, str]]:
     """Save every contract's Power BI block; (block name, where its rows go) for each."""
-    saved: list[tuple[str, str]] = []
-    for contract in powerbi_contracts():
-        block, where = choose_destination(contract, settings)
-        save_destination(block, contract.name)
-        saved.append((block_name(contract.name), where))
-    return saved
+    return [register_powerbi_block(contract, settings) for contract in powerbi_contracts()]
+
+
+def register_powerbi_block(contract: Contract, settings: SetupSettings) -> tuple[str, str]:
+    """Save one contract's Power BI block (the setup step's rules above); (its name, where
+    its rows go). `ivi contract publish` calls it for the contract it publishes."""
+    block, where = choose_destination(contract, settings)
+    save_destination(block, contract.name)
+    return block_name(contract.name), where
 
 
 def _client_secret(settings: SetupSettings) -> str:

@@ -12,7 +12,7 @@ import os
 import re
 from typing import Any
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -76,6 +76,11 @@ class SetupSettings(BaseSettings):
     raw_bucket: str = "raw"
     processed_bucket: str = "processed"
     quarantine_bucket: str = "quarantine"
+    # Published contracts: `<processed_bucket>/<contracts_prefix><name>.toml` ("" = none);
+    # the image's own: `contracts_dir` ("" = the repository's `contracts/`). Saved in block
+    # `ivi-pipeline`, which the flows and `ivi contract publish` read.
+    contracts_prefix: str = "_ivi/contracts/"
+    contracts_dir: str = ""
 
     # Power BI stand-in (used by the export).
     powerbi_port: int = 8765
@@ -106,6 +111,14 @@ class SetupSettings(BaseSettings):
 
     # The local stand-in's push keys are derived from it (blocks/powerbi_setup.py).
     webhook_token: SecretStr = SecretStr("")
+
+    @field_validator("contracts_prefix")
+    @classmethod
+    def _contracts_prefix_is_pipeline_state(cls, prefix: str) -> str:
+        """A folder under `_`, where no output can land (objectstore.store.output_base)."""
+        if prefix and not (prefix.startswith("_") and prefix.endswith("/")):
+            raise ValueError(f"IVI_CONTRACTS_PREFIX must start with `_` and end with `/` (or be empty), not {prefix!r}")
+        return prefix
 
     @classmethod
     def settings_customise_sources(

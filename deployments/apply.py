@@ -119,13 +119,14 @@ def ensure_rate_limit(
 
 def ensure_powerbi_rate_limits(client: SyncPrefectClient) -> list[tuple[str, str]]:
     """One rate limit per contract with a Power BI table; (name, what was done) for each."""
-    return [
-        (
-            name := rate_limit_name(contract.name),
-            ensure_rate_limit(client, name, POWERBI_LIMIT_SLOTS, POWERBI_SLOT_DECAY_PER_SECOND),
-        )
-        for contract in powerbi_contracts()
-    ]
+    return [ensure_powerbi_rate_limit(client, contract.name) for contract in powerbi_contracts()]
+
+
+def ensure_powerbi_rate_limit(client: SyncPrefectClient, contract: str) -> tuple[str, str]:
+    """The rate limit of one contract's dataset; (its name, what was done). `ivi contract
+    publish` calls it for the contract it publishes."""
+    name = rate_limit_name(contract)
+    return name, ensure_rate_limit(client, name, POWERBI_LIMIT_SLOTS, POWERBI_SLOT_DECAY_PER_SECOND)
 
 
 def deploy_all(settings: SetupSettings, prefect_file: Path = PREFECT_FILE) -> None:
