@@ -109,6 +109,7 @@ def publish_contract(path: Path, settings: Settings) -> list[str]:
     was done, a line each. The upload comes last: once a worker can see the contract, its
     destination exists.
     """
+    import requests
     from minio.error import S3Error
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -145,7 +146,14 @@ def publish_contract(path: Path, settings: Settings) -> list[str]:
             raise PublishRefused("block `ivi-pipeline` has no contracts_prefix: the workers read "
                                  "no contracts from the store")
         if contract.powerbi_table:
-            block, where = register_powerbi_block(contract, settings)
+            try:
+                block, where = register_powerbi_block(contract, settings)
+            except (RuntimeError, OSError, requests.RequestException) as error:
+                raise PublishRefused(
+                    f"no Power BI destination for `{contract.name}` ({error}): set "
+                    f"IVI_POWERBI_{contract.name.upper()}_PUSH_URL or _DATASET_ID, or run the "
+                    "stand-in (docs/contracts.md, step 6); nothing was published"
+                ) from None
             done.append(f"saved block {block} ({where})")
             with get_client(sync_client=True) as client:
                 limit, what = ensure_powerbi_rate_limit(client, contract.name)

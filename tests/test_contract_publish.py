@@ -18,10 +18,11 @@ import pytest
 from ivi.cli import main
 from ivi.settings import Settings
 from objectstore.contracts import put_published_contract
-from processing.contract import load_contract
+from processing.contract import ContractError, load_contract
 from processing.draft import draft_contract
 from processing.run import process_file
 from tests.pipeline_support import s3, upload, wait_for_report
+from tests.stack_support import free_ports
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "samples" / "obitos_2020.csv"
@@ -168,6 +169,20 @@ def test_a_bad_contract_is_refused_in_one_line_and_the_published_one_stays(
     assert main(["contract", "publish", str(tmp_path / "missing.toml")]) == 2
     assert "no such file" in capsys.readouterr().err
 
+    # No destination for its Power BI table (here: no stand-in where the settings say):
+    # refused before anything is uploaded.
+    monkeypatch.setenv("IVI_POWERBI_PORT", str(free_ports(1)[0]))
+    elsewhere = tmp_path / "nowhere.toml"
+    elsewhere.write_text(
+        CONTRACT.read_text(encoding="utf-8").replace('name = "obitos"', 'name = "nowhere"', 1),
+        encoding="utf-8",
+    )
+    assert main(["contract", "publish", str(elsewhere)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("ivi contract publish: no Power BI destination for `nowhere` (")
+    assert "IVI_POWERBI_NOWHERE_PUSH_URL" in err and "nothing was published" in err
+    assert err.count("\n") == 1 and _published(stack, "nowhere") is None
+
     named = tmp_path / "named.toml"
     named.write_text('name = "Óbitos 2020"\n[[columns]]\nname = "a"\ntype = "int"\n', encoding="utf-8")
     assert main(["contract", "publish", str(named)]) == 1
@@ -202,3 +217,57 @@ def test_a_contract_put_in_the_store_by_hand_is_processed_and_says_why_nothing_w
         str(report["powerbi_skipped"]),
     ), json.dumps(report)
     assert report["powerbi_rows"] == 0
+
+
+@pytest.mark.services
+def test_the_store_wins_over_the_image_and_a_withdrawn_publication_falls_back_to_it(
+    stack: Settings, tmp_path: Path
+) -> None:
+    from blocks.pipeline import PipelineBuckets
+    from flows.contracts import resolve_contract
+
+    prefix = "_ivi/test-contracts/"  # not the pipeline's: the other tests' runs never see it
+    client = s3(stack)
+    text = CONTRACT.read_text(encoding="utf-8").replace('name = "obitos"', 'name = "both"', 1)
+    (tmp_path / "both.toml").write_text(text, encoding="utf-8")
+    buckets = PipelineBuckets(
+        processed_bucket=stack.processed_bucket, contracts_prefix=prefix, contracts_dir=str(tmp_path)
+    )
+
+    image = resolve_contract(client, buckets, "both")
+    assert image.source == str(tmp_path / "both.toml")
+    assert image.contract.column("deaths").max is None
+
+    stricter = _with_deaths_max(text, 100)
+    put_published_contract(client, stack.processed_bucket, prefix, "both", stricter.encode())
+    published = resolve_contract(client, buckets, "both")
+    assert published.source == f"s3://{stack.processed_bucket}/{prefix}both.toml"
+    assert published.contract.column("deaths").max == 100
+    assert published.sha256 == hashlib.sha256(stricter.encode()).hexdigest() != image.sha256
+
+    image_only = resolve_contract(client, buckets.model_copy(update={"contracts_prefix": ""}), "both")
+    assert image_only.source == image.source
+
+    client.remove_object(stack.processed_bucket, f"{prefix}both.toml")
+    assert resolve_contract(client, buckets, "both").source == image.source
+
+    put_published_contract(client, stack.processed_bucket, prefix, "only_published", stricter.encode())
+    with pytest.raises(ContractError) as unknown:
+        resolve_contract(client, buckets, "nada")
+    assert str(unknown.value) == (
+        f"unknown contract 'nada': not in s3://{stack.processed_bucket}/{prefix} nor {tmp_path} "
+        "(known: both, only_published; publish one with `ivi contract publish`)"
+    )
+    with pytest.raises(ContractError, match="a contract name is a-z, 0-9 and _"):
+        resolve_contract(client, buckets, "Nada Mais")
+
+
+def test_the_contracts_prefix_must_be_pipeline_state() -> None:
+    from pydantic import ValidationError
+
+    from blocks.settings import SetupSettings
+
+    assert SetupSettings(_env_file=None).contracts_prefix == "_ivi/contracts/"  # type: ignore[call-arg]
+    for bad in ("contracts/", "_ivi/contracts"):
+        with pytest.raises(ValidationError, match="must start with `_` and end with `/`"):
+            SetupSettings(_env_file=None, contracts_prefix=bad)  # type: ignore[call-arg]
