@@ -38,6 +38,10 @@ from processing.contract import (
 PARSED_CONTRACTS_KEPT = 64
 
 
+class UnknownContract(ContractError):
+    """No contract of that name, neither published nor on the worker's disk."""
+
+
 @dataclass(frozen=True)
 class ResolvedContract:
     contract: Contract
@@ -71,7 +75,7 @@ def resolve_contract(client: Minio, buckets: PipelineBuckets, name_or_path: str)
     directory = contracts_directory(buckets)
     if not is_contract_path(name_or_path) and buckets.contracts_prefix:
         if not CONTRACT_NAME.fullmatch(name_or_path):
-            raise ContractError(f"unknown contract {name_or_path!r}: a contract name is a-z, 0-9 and _")
+            raise UnknownContract(f"unknown contract {name_or_path!r}: a contract name is a-z, 0-9 and _")
         published = read_published_contract(
             client, buckets.processed_bucket, buckets.contracts_prefix, name_or_path
         )
@@ -82,7 +86,7 @@ def resolve_contract(client: Minio, buckets: PipelineBuckets, name_or_path: str)
     except ContractError:
         if is_contract_path(name_or_path):
             raise
-        raise ContractError(_unknown(client, buckets, name_or_path, directory)) from None
+        raise UnknownContract(_unknown(client, buckets, name_or_path, directory)) from None
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:

@@ -27,7 +27,7 @@ from blocks.objectstore import MINIO_CREDENTIALS_BLOCK, RESULT_STORAGE
 from blocks.pipeline import PipelineBuckets, load_buckets
 from objectstore import store
 from flows.artifacts import publish_artifacts
-from flows.contracts import ResolvedContract, resolve_contract
+from flows.contracts import ResolvedContract, UnknownContract, resolve_contract
 from flows.export_powerbi import export_powerbi
 from flows.run_context import current_flow_run_id
 from flows.version_lock import take_version_lock, version_lock
@@ -136,10 +136,15 @@ def _resolve_contract(
     name = contract or contract_for_key(key)
     try:
         return resolve_contract(client, buckets, name)
-    except ContractError as error:
+    except UnknownContract as error:
         raise FileRejected(
             f"no contract for `{key}`: {error}; put the file under a folder named after its "
             "contract or pass contract="
+        ) from None
+    except ContractError as error:  # a contract file the parser refuses (put in place by hand)
+        raise FileRejected(
+            f"the contract for `{key}` is not valid: {error}; fix it and publish it with "
+            "`ivi contract publish`"
         ) from None
 
 

@@ -271,3 +271,18 @@ def test_the_contracts_prefix_must_be_pipeline_state() -> None:
     for bad in ("contracts/", "_ivi/contracts"):
         with pytest.raises(ValidationError, match="must start with `_` and end with `/`"):
             SetupSettings(_env_file=None, contracts_prefix=bad)  # type: ignore[call-arg]
+
+
+@pytest.mark.services
+def test_a_broken_contract_put_in_the_store_by_hand_rejects_the_file_saying_so(stack: Settings) -> None:
+    broken = b'name = "broken_by_hand"\n[[columns]]\nname = "a"\ntype = "number"\n'
+    put_published_contract(s3(stack), stack.processed_bucket, PREFIX, "broken_by_hand", broken)
+    etag = upload(stack, "broken_by_hand/1.csv", b"a\n1\n")
+    report = wait_for_report(stack, "broken_by_hand/1.csv", etag)
+    assert report["status"] == "rejected"
+    assert report["reason"] == (
+        f"the contract for `broken_by_hand/1.csv` is not valid: s3://{stack.processed_bucket}/"
+        f"{PREFIX}broken_by_hand.toml: column 'a' has type 'number'; expected one of "
+        "['boolean', 'date', 'datetime', 'decimal', 'int', 'string']; fix it and publish it "
+        "with `ivi contract publish`"
+    )
