@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -18,6 +19,8 @@ from pydantic_settings import (
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+
+from processing.contract import DEFAULT_CONTRACTS_DIR
 
 ENV_PREFIX = "IVI_"
 # Per-contract Power BI settings, `IVI_POWERBI_<CONTRACT>_<SETTING>` (e.g.
@@ -210,6 +213,11 @@ class SetupSettings(BaseSettings):
     def powerbi_authority(self) -> str:
         """The Entra ID authority host: the configured one, or the local stand-in."""
         return (self.powerbi_authority_host or self.powerbi_url).rstrip("/")
+
+    @property
+    def contracts_directory(self) -> Path:
+        """The image's contracts: `contracts_dir`, or the repository's `contracts/`."""
+        return Path(self.contracts_dir) if self.contracts_dir else DEFAULT_CONTRACTS_DIR
 
     @property
     def buckets(self) -> dict[str, str]:

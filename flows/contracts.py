@@ -57,11 +57,16 @@ def _parse(text: str, source: str, default_name: str) -> Contract:
     return parse_contract_text(text, source, default_name=default_name)
 
 
-def _resolved(text: str, source: str, default_name: str) -> ResolvedContract:
+def _resolved(data: bytes, source: str, default_name: str) -> ResolvedContract:
+    """The contract in `data` (its bytes as stored: `sha256sum` of the file gives its version)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ContractError(f"{source}: not UTF-8 text ({error.reason} at byte {error.start})") from None
     return ResolvedContract(
         contract=_parse(text, source, default_name),
         source=source,
-        sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        sha256=hashlib.sha256(data).hexdigest(),
     )
 
 
@@ -80,18 +85,18 @@ def resolve_contract(client: Minio, buckets: PipelineBuckets, name_or_path: str)
             client, buckets.processed_bucket, buckets.contracts_prefix, name_or_path
         )
         if published is not None:
-            return _resolved(published.text, published.uri, name_or_path)
+            return _resolved(published.data, published.uri, name_or_path)
     try:
         path = contract_file(name_or_path, directory)
-    except ContractError:
+    except ContractError as error:
         if is_contract_path(name_or_path):
-            raise
+            raise UnknownContract(str(error)) from None
         raise UnknownContract(_unknown(client, buckets, name_or_path, directory)) from None
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
+        data = path.read_bytes()
+    except OSError as error:
         raise ContractError(f"{path.name}: {error}") from error
-    return _resolved(text, str(path), path.stem)
+    return _resolved(data, str(path), path.stem)
 
 
 def _unknown(client: Minio, buckets: PipelineBuckets, name: str, directory: Path) -> str:

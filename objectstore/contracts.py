@@ -26,7 +26,7 @@ class PublishedContract:
     name: str
     uri: str  # s3://bucket/key
     etag: str
-    text: str
+    data: bytes  # as uploaded: its SHA-256 is the version a report records
 
 
 def contract_key(prefix: str, name: str) -> str:
@@ -51,9 +51,7 @@ def read_published_contract(client: Minio, bucket: str, prefix: str, name: str) 
     finally:
         response.close()
         response.release_conn()
-    return PublishedContract(
-        name=name, uri=f"s3://{bucket}/{key}", etag=etag, text=data.decode("utf-8", errors="replace")
-    )
+    return PublishedContract(name=name, uri=f"s3://{bucket}/{key}", etag=etag, data=data)
 
 
 def put_published_contract(client: Minio, bucket: str, prefix: str, name: str, data: bytes) -> PublishedContract:
@@ -63,8 +61,7 @@ def put_published_contract(client: Minio, bucket: str, prefix: str, name: str, d
         bucket, key, io.BytesIO(data), len(data), content_type=CONTRACT_CONTENT_TYPE
     )
     return PublishedContract(
-        name=name, uri=f"s3://{bucket}/{key}", etag=str(result.etag or "").strip('"'),
-        text=data.decode("utf-8", errors="replace"),
+        name=name, uri=f"s3://{bucket}/{key}", etag=str(result.etag or "").strip('"'), data=data
     )
 
 
