@@ -213,7 +213,7 @@ def test_a_contract_put_in_the_store_by_hand_is_processed_and_says_why_nothing_w
     report = wait_for_report(stack, "obitos_manual/2020.csv", etag)
     assert report["status"] == "processed" and report["exported_rows"] == 101
     assert re.fullmatch(
-        r"no Power BI block `powerbi-obitos_manual` \(`ivi contract publish` or the setup step creates it\)",
+        r"no Power BI block `powerbi-obitos-manual` \(`ivi contract publish` or the setup step creates it\)",
         str(report["powerbi_skipped"]),
     ), json.dumps(report)
     assert report["powerbi_rows"] == 0
@@ -285,4 +285,31 @@ def test_a_broken_contract_put_in_the_store_by_hand_rejects_the_file_saying_so(s
         f"{PREFIX}broken_by_hand.toml: column 'a' has type 'number'; expected one of "
         "['boolean', 'date', 'datetime', 'decimal', 'int', 'string']; fix it and publish it "
         "with `ivi contract publish`"
+    )
+
+
+@pytest.mark.services
+def test_a_contract_whose_rate_limit_is_gone_is_stored_and_says_why_nothing_was_pushed(
+    stack: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    _cli_env(stack, monkeypatch)
+    contract = tmp_path / "obitos_nolimit.toml"
+    contract.write_text(
+        CONTRACT.read_text(encoding="utf-8").replace('name = "obitos"', 'name = "obitos_nolimit"', 1),
+        encoding="utf-8",
+    )
+    assert main(["contract", "publish", str(contract)]) == 0
+    assert "rate limit powerbi-obitos-nolimit: created" in capsys.readouterr().out
+    with temporary_settings({PREFECT_API_URL: stack.prefect_api_url}), get_client(sync_client=True) as client:
+        client.delete_global_concurrency_limit_by_name("powerbi-obitos-nolimit")
+
+    etag = upload(stack, "obitos_nolimit/2020.csv", SAMPLE.read_bytes())
+    report = wait_for_report(stack, "obitos_nolimit/2020.csv", etag)
+    assert report["status"] == "processed" and report["exported_rows"] == 101
+    assert report["powerbi_skipped"] == (
+        "no rate limit `powerbi-obitos-nolimit` on the Prefect server "
+        "(`ivi contract publish` or the setup step creates it)"
     )
