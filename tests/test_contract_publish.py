@@ -139,6 +139,17 @@ def test_a_published_contract_is_used_by_the_running_worker_without_a_restart(
     assert _worker_pid(stack) == worker
 
 
+def _renamed(name: str) -> str:
+    """The worked example's contract under another name (another dataset)."""
+    return CONTRACT.read_text(encoding="utf-8").replace('name = "obitos"', f'name = "{name}"', 1)
+
+
+def _renamed_file(directory: Path, name: str) -> Path:
+    path = directory / f"{name}.toml"
+    path.write_text(_renamed(name), encoding="utf-8")
+    return path
+
+
 def _with_deaths_max(text: str, limit: int) -> str:
     """The contract with `max = limit` on its `deaths` column (its last)."""
     head, deaths = text.split('name = "deaths"', 1)
@@ -172,11 +183,7 @@ def test_a_bad_contract_is_refused_in_one_line_and_the_published_one_stays(
     # No destination for its Power BI table (here: no stand-in where the settings say):
     # refused before anything is uploaded.
     monkeypatch.setenv("IVI_POWERBI_PORT", str(free_ports(1)[0]))
-    elsewhere = tmp_path / "nowhere.toml"
-    elsewhere.write_text(
-        CONTRACT.read_text(encoding="utf-8").replace('name = "obitos"', 'name = "nowhere"', 1),
-        encoding="utf-8",
-    )
+    elsewhere = _renamed_file(tmp_path, "nowhere")
     assert main(["contract", "publish", str(elsewhere)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("ivi contract publish: no Power BI destination for `nowhere` (")
@@ -207,7 +214,7 @@ def test_a_contract_put_in_the_store_by_hand_is_processed_and_says_why_nothing_w
 ) -> None:
     """No `ivi contract publish`, so no Power BI block: the run stores the rows and its report
     says what creates the block, rather than failing."""
-    text = CONTRACT.read_text(encoding="utf-8").replace('name = "obitos"', 'name = "obitos_manual"', 1)
+    text = _renamed("obitos_manual")
     put_published_contract(s3(stack), stack.processed_bucket, PREFIX, "obitos_manual", text.encode())
     etag = upload(stack, "obitos_manual/2020.csv", SAMPLE.read_bytes())
     report = wait_for_report(stack, "obitos_manual/2020.csv", etag)
@@ -228,8 +235,7 @@ def test_the_store_wins_over_the_image_and_a_withdrawn_publication_falls_back_to
 
     prefix = "_ivi/test-contracts/"  # not the pipeline's: the other tests' runs never see it
     client = s3(stack)
-    text = CONTRACT.read_text(encoding="utf-8").replace('name = "obitos"', 'name = "both"', 1)
-    (tmp_path / "both.toml").write_text(text, encoding="utf-8")
+    text = _renamed_file(tmp_path, "both").read_text(encoding="utf-8")
     buckets = PipelineBuckets(
         processed_bucket=stack.processed_bucket, contracts_prefix=prefix, contracts_dir=str(tmp_path)
     )
@@ -296,11 +302,7 @@ def test_a_contract_whose_rate_limit_is_gone_is_stored_and_says_why_nothing_was_
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     _cli_env(stack, monkeypatch)
-    contract = tmp_path / "obitos_nolimit.toml"
-    contract.write_text(
-        CONTRACT.read_text(encoding="utf-8").replace('name = "obitos"', 'name = "obitos_nolimit"', 1),
-        encoding="utf-8",
-    )
+    contract = _renamed_file(tmp_path, "obitos_nolimit")
     assert main(["contract", "publish", str(contract)]) == 0
     assert "rate limit powerbi-obitos-nolimit: created" in capsys.readouterr().out
     with temporary_settings({PREFECT_API_URL: stack.prefect_api_url}), get_client(sync_client=True) as client:
