@@ -55,6 +55,7 @@ def test_the_worked_example_drafts_and_validates_as_the_doc_says(tmp_path: Path)
     docs = (ROOT / "docs" / "contracts.md").read_text(encoding="utf-8")
     assert "ivi contract draft samples/obitos_2020.csv --name obitos" in docs
     assert "7 columns from 101 rows" in docs
+    assert f"sha256 {hashlib.sha256(CONTRACT.read_bytes()).hexdigest()[:12]})" in docs  # step 5's output
 
 
 def test_the_adjusted_contract_refuses_what_the_data_must_not_be(tmp_path: Path) -> None:
