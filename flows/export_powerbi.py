@@ -22,7 +22,9 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
 from prefect.concurrency.sync import rate_limit
+from prefect.client.orchestration import get_client
 from prefect.context import TaskRunContext
+from prefect.exceptions import ObjectNotFound
 from prefect.states import State
 from prefect.transactions import CommitMode, transaction
 
@@ -52,6 +54,8 @@ RATE_LIMIT_SLOT_DECAY_PER_SECOND = 1.95
 # Retry-After of a second or more, so asking early costs more than waiting.
 SLOT_SECONDS = 1 / RATE_LIMIT_SLOT_DECAY_PER_SECOND + 0.02
 _last_slot_at: dict[str, float] = {}  # limit name -> monotonic time of this process' last slot
+_limits_seen: set[str] = set()  # rate limits this process found on the server (they stay)
+SETUP_HINT = "`ivi contract publish` or the setup step creates it"
 
 
 def rate_limit_name(contract: str) -> str:
@@ -66,6 +70,36 @@ def load_destination(contract: str) -> Destination | None:
             return block_class.load(block_name(contract))  # type: ignore[no-any-return]
         except ValueError:
             continue
+    return None
+
+
+def missing_rate_limit(limit: str) -> bool:
+    """True when the server has no global concurrency limit `limit` (asked once per process
+    and limit while it exists: `rate_limit(strict=True)` would otherwise fail every batch)."""
+    if limit in _limits_seen:
+        return False
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(limit)
+        except ObjectNotFound:
+            return True
+    _limits_seen.add(limit)
+    return False
+
+
+def skipped_reason(contract: Contract, destination: Destination | None) -> str | None:
+    """Why this contract's rows cannot be pushed now, or None when they can.
+
+    A contract published without going through `ivi contract publish` (or a Power BI block
+    deleted by hand) has no destination or no rate limit yet: its runs are processed and
+    stored, and the report says why nothing was pushed and what creates it.
+    """
+    if contract.powerbi_table is None:
+        return f"contract `{contract.name}` has no [powerbi] table"
+    if destination is None:
+        return f"no Power BI block `{block_name(contract.name)}` ({SETUP_HINT})"
+    if missing_rate_limit(rate_limit_name(contract.name)):
+        return f"no rate limit `{rate_limit_name(contract.name)}` on the Prefect server ({SETUP_HINT})"
     return None
 
 
@@ -132,9 +166,10 @@ def push_batch(destination: Destination, batch: Batch, version: str, limit: str)
 @task(name="export-powerbi", cache_policy=NO_CACHE)
 def export_powerbi(clean_csv: Path, contract: Contract, present: list[str], version: str) -> PushSummary:
     """Push every clean row once; batches already accepted for this version are skipped."""
-    destination = load_destination(contract.name)
-    if destination is None or contract.powerbi_table is None:
-        return PushSummary(destination=None, skipped_reason=f"no Power BI destination for `{contract.name}`")
+    destination = load_destination(contract.name) if contract.powerbi_table else None
+    reason = skipped_reason(contract, destination)
+    if reason is not None or destination is None:
+        return PushSummary(destination=None, skipped_reason=reason)
     export = PushSummary(destination=destination.describe())
     batches = rows_to_json_batches(
         clean_frames(clean_csv, contract, present),

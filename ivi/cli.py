@@ -61,7 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
         "create-dataset",
         help="create a push dataset from a contract (REST API) and save its block",
     )
-    create.add_argument("--contract", required=True, help="contract name, e.g. vendas")
+    create.add_argument(
+        "--contract", required=True,
+        help="contract name, e.g. vendas, or the path of a contract's .toml (a published one)",
+    )
     return parser
 
 

@@ -88,13 +88,14 @@ def create_dataset(contract_name: str, settings: Settings) -> str:
 
     from blocks.powerbi_setup import save_destination
 
+    contract = load_contract(contract_name).name  # a name, or the path of a published contract's file
     block = create_dataset_block(contract_name, settings)
-    name = block_name(contract_name)
+    name = block_name(contract)
     with temporary_settings({PREFECT_API_URL: settings.prefect_api_url}):
         # also removes a streaming block of the same name, which the export would load first
-        save_destination(block, contract_name)
+        save_destination(block, contract)
     print(
-        f"created Power BI dataset {block.dataset_id} for contract {contract_name}; "
+        f"created Power BI dataset {block.dataset_id} for contract {contract}; "
         f"saved block {name}"
     )
     return block.dataset_id
