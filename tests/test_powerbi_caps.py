@@ -15,8 +15,11 @@ from typing import Any
 import pytest
 import requests
 
+from ivi.cli import build_parser
+from ivi.powerbi_command import create_dataset_block
 from powerbi_standin.store import Store
 from tests.powerbi_support import TEST_GROUP, TEST_STATIC_TOKEN, StandIn
+from tests.test_powerbi_command import standin_settings
 
 pytest_plugins = ["tests.powerbi_fixtures"]
 
@@ -175,3 +178,21 @@ def test_a_stand_in_file_from_before_the_caps_opens_with_no_retention(tmp_path: 
         assert store.posts("d") == [{"received_at": 0, "rows": 1}]
     finally:
         store.close()
+
+
+@pytest.mark.parametrize(("choice", "policy"), [("basicFIFO", "basicFIFO"), ("none", "None")])
+def test_create_dataset_makes_the_dataset_with_the_chosen_retention(
+    standin: StandIn, tmp_path: Path, choice: str, policy: str
+) -> None:
+    block = create_dataset_block("vendas", standin_settings(standin, tmp_path), retention=choice)
+    assert standin.dataset(block.dataset_id)["defaultRetentionPolicy"] == policy
+
+
+def test_the_retention_option_defaults_to_basic_fifo_and_refuses_other_values(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    parser = build_parser()
+    assert parser.parse_args(["powerbi", "create-dataset", "--contract", "vendas"]).retention == "basicFIFO"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["powerbi", "create-dataset", "--contract", "vendas", "--retention", "forever"])
+    assert "invalid choice: 'forever'" in capsys.readouterr().err
