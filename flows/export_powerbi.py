@@ -146,7 +146,7 @@ def push_batch(
     with requests.Session() as session:
         post_batch(
             destination, batch, session, before_each_post=take_slot,
-            stats=_tallies.setdefault(tally, PostStats()),
+            stats=_tallies.setdefault(tally, PostStats()) if tally else PostStats(),
         )
     return batch.row_count
 
