@@ -55,12 +55,22 @@ def no_faults_left(stack: Settings) -> Iterator[None]:
     clear_faults(stack)
 
 
-def catch_up(stack: Settings, *, due_only: bool) -> list[str]:
+def catch_up(stack: Settings, *, due_only: bool) -> str:
     """Run the catch-up deployment once and wait for it; the state message."""
     run_id = run_deployment_now(stack, CATCH_UP, {"due_only": due_only})
     run = wait_for_final_state(stack, run_id)
     assert run["state_type"] == "COMPLETED", run["state"]
-    return [str(run["state"]["message"])]
+    return str(run["state"]["message"])
+
+
+def deferred_upload(stack: Settings, marker: str, rows: int) -> tuple[str, str, dict[str, Any]]:
+    """Upload `rows` rows whose push is deferred after its first batch; (key, eTag, report)."""
+    key = f"vendas/powerbi-deferred/{marker}.csv"
+    # the first POST goes through, the second is told to come back in an hour
+    queue_fault(stack, "delay", 1, seconds=0)
+    queue_fault(stack, "429", 1, retry_after=3600)
+    etag = upload(stack, key, vendas_csv(rows, marker))
+    return key, etag, wait_for_report(stack, key, etag, timeout=120)
 
 
 def deferral_exists(stack: Settings, version: str) -> bool:
@@ -72,12 +82,7 @@ def test_a_push_throttled_for_an_hour_is_deferred_then_caught_up_exactly_once(
     stack: Settings, no_faults_left: None
 ) -> None:
     marker = new_marker()
-    key = f"vendas/powerbi-deferred/{marker}.csv"
-    # the first POST goes through, the second is told to come back in an hour
-    queue_fault(stack, "delay", 1, seconds=0)
-    queue_fault(stack, "429", 1, retry_after=3600)
-    etag = upload(stack, key, vendas_csv(25_000, marker))  # three batches: 10k, 10k, 5k
-    report = wait_for_report(stack, key, etag, timeout=120)
+    key, etag, report = deferred_upload(stack, marker, 25_000)  # three batches: 10k, 10k, 5k
     version = f"{stack.raw_bucket}/{key}@{etag}"
 
     assert report["status"] == "processed" and report["exported_rows"] == 25_000
@@ -95,7 +100,7 @@ def test_a_push_throttled_for_an_hour_is_deferred_then_caught_up_exactly_once(
     assert deferral_exists(stack, version)
 
     # not due for an hour: the scheduled catch-up leaves it
-    catch_up(stack, due_only=True)
+    assert "not due yet" in catch_up(stack, due_only=True)
     assert len(marked_rows(stack, marker)) == 10_000 and deferral_exists(stack, version)
 
     # two catch-ups at once, told not to wait: the rows arrive once
@@ -118,6 +123,26 @@ def test_a_push_throttled_for_an_hour_is_deferred_then_caught_up_exactly_once(
     catch_up(stack, due_only=False)
     assert len(marked_rows(stack, marker)) == 25_000
     assert len(post_times(stack)) - posts_before == 2
+
+
+def test_a_forced_rerun_and_a_catch_up_at_once_push_the_deferred_rows_once(
+    stack: Settings, no_faults_left: None
+) -> None:
+    marker = new_marker()
+    key, etag, report = deferred_upload(stack, marker, 12_000)  # two batches: 10k, 2k
+    assert report["powerbi"] == "deferred" and len(marked_rows(stack, marker)) == 10_000
+    rerun = run_deployment_now(
+        stack, "process_object/process-object",
+        {"bucket": stack.raw_bucket, "key": key, "etag": etag, "force": True},
+    )
+    caught_up = run_deployment_now(stack, CATCH_UP, {"due_only": False})
+    for run_id in (rerun, caught_up):
+        assert wait_for_final_state(stack, run_id)["state_type"] == "COMPLETED"
+    rows = marked_rows(stack, marker)
+    assert len(rows) == 12_000 and not duplicated_ids(rows)
+    final = wait_for_report(stack, key, etag)
+    assert (final["powerbi"], final["powerbi_rows"], final["powerbi_batches"]) == ("pushed", 12_000, 2)
+    assert not deferral_exists(stack, f"{stack.raw_bucket}/{key}@{etag}")
 
 
 @pytest.fixture
