@@ -29,6 +29,7 @@ from objectstore import store
 from flows.artifacts import publish_artifacts
 from flows.contracts import ResolvedContract, UnknownContract, resolve_contract
 from flows.export_powerbi import export_powerbi
+from flows.powerbi_deferral import record_deferral
 from flows.run_context import current_flow_run_id
 from flows.version_lock import take_version_lock, version_lock
 from objectstore.lease import ObjectStoreLease
@@ -37,6 +38,7 @@ from processing.errors import FileRejected
 from processing.report import Report
 from processing.run import map_header, process_file
 from processing.source import TextSource
+from powerbi.push import DEFERRED, SKIPPED, TABLE_FULL
 
 TRANSIENT_S3_ERRORS = (HTTPError, ConnectionError, TimeoutError)
 
@@ -215,6 +217,7 @@ def _process_version(
                 reason=reason,
                 contract=document.get("contract", contract_name or ""),
                 input_rows=0, exported_rows=0, quarantined_rows=0, duplicate_rows=0,
+                powerbi=SKIPPED, powerbi_skipped="the file is rejected as a whole",
                 outputs={"original": quarantine_original(client, buckets, version)},
                 duration_s=round(time.perf_counter() - started, 3),
             )
@@ -239,10 +242,16 @@ def _process_version(
         lease.check()
         csv_future = export_csv.submit(client, buckets, report, keys)
         powerbi_future = export_powerbi.submit(
-            Path(report.outputs["csv"]), contract, report.columns, f"{version.bucket}/{version.key}@{version.etag}"
+            Path(report.outputs["csv"]), contract, report.columns, f"{version.bucket}/{version.key}@{version.etag}",
+            f"s3://{buckets.processed_bucket}/{keys.csv}",
         )
         outputs = csv_future.result()
         powerbi = powerbi_future.result()
+        if powerbi.status == DEFERRED and powerbi.retry_at:  # kept before the report says so
+            record_deferral(client, buckets.processed_bucket, version, contract, report.columns,
+                            Path(report.outputs["csv"]), keys, powerbi.retry_at)
+        if powerbi.status in (DEFERRED, TABLE_FULL):
+            get_run_logger().warning("%s: Power BI %s: %s", version.key, powerbi.status, powerbi.message)
         body = report.to_dict()
         body.pop("source", None)
         document.update(body)
