@@ -25,6 +25,8 @@ from objectstore import store
 
 RECENT_FILES = 30
 QUARANTINE_PREVIEW_ROWS = 20
+PREVIEW_BYTES = 256 * 1024
+RAW_COLUMN = "_raw"  # the record's text, set only for rows with a wrong field count
 _FAILED_STATES = {"FAILED", "CRASHED", "CANCELLED", "CANCELLING"}
 _ACTIVE_STATES = {"PENDING", "RUNNING", "PAUSED"}
 # What the pipeline keeps in the raw bucket for itself (SeaweedFS' multipart parts).
@@ -117,20 +119,24 @@ def report_of(client: Minio, processed_bucket: str, key: str) -> dict[str, Any] 
 
 def quarantine_preview(client: Minio, quarantine_bucket: str, key: str,
                        rows: int = QUARANTINE_PREVIEW_ROWS) -> tuple[list[str], list[dict[str, str]]]:
-    """The header and first `rows` rows of the file's rejected CSV (streamed: a quarantine can
-    be as big as the file), or nothing when there is none."""
-    rejected = store.OutputKeys.for_key(key).rejected
-    if store.find_object(client, quarantine_bucket, rejected) is None:
+    """The header and first `rows` rows of the file's rejected CSV, or nothing when there is
+    none. Only its first PREVIEW_BYTES are read: a quarantine can be as big as the file."""
+    rejected = store.find_object(client, quarantine_bucket, store.OutputKeys.for_key(key).rejected)
+    if rejected is None:
         return [], []
-    response = client.get_object(quarantine_bucket, rejected)
+    response = client.get_object(quarantine_bucket, rejected.key, length=min(rejected.size, PREVIEW_BYTES) or None)
     try:
-        text = io.TextIOWrapper(response, encoding="utf-8", errors="replace", newline="")
-        reader = csv.DictReader(text)
-        found = [row for _, row in zip(range(rows), reader)]
-        return list(reader.fieldnames or []), found
+        data = response.read()
     finally:
         response.close()
         response.release_conn()
+    reader = csv.DictReader(io.StringIO(data.decode("utf-8", errors="replace"), newline=""))
+    found = list(reader)
+    if rejected.size > len(data) and found:
+        found.pop()  # cut off by the byte limit
+    found = found[:rows]
+    columns = [c for c in reader.fieldnames or [] if c != RAW_COLUMN or any(row.get(c) for row in found)]
+    return columns, found
 
 
 @dataclass(frozen=True)

@@ -162,10 +162,10 @@ def translator(language: str) -> Translate:
     """`t(key, **fields)` in `language`; an unknown key shows as itself (never a crash)."""
     index = LANGUAGES.index(language) if language in LANGUAGES else 0
 
-    def translate(key: str, **fields: object) -> str:
-        pair = MESSAGES.get(key)
+    def translate(message: str, /, **fields: object) -> str:
+        pair = MESSAGES.get(message)
         if pair is None:
-            return key
+            return message
         return pair[index].format(**fields) if fields else pair[index]
 
     return translate
