@@ -76,6 +76,7 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     templates = _templates()
     token = settings.console_token.get_secret_value()
+    throttle = auth.SignInThrottle()
     secret_key = settings.s3_secret_key.get_secret_value()
     if not secret_key:
         raise SystemExit("the console needs IVI_S3_SECRET_KEY (in the environment or .env)")
@@ -149,9 +150,14 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
     ) -> Response:
         auth.check_csrf(request, token="", submitted=csrf)
         expected = settings.console_password.get_secret_value()
+        client = request.client.host if request.client else ""
+        if not throttle.allowed(client):
+            return render(request, "login.html", status_code=429, next=auth.safe_next(next),
+                          refused="login.throttled", configured=bool(expected))
         if not auth.credentials_ok(user, password, settings.console_user, expected):
+            throttle.failed(client)
             return render(request, "login.html", status_code=401, next=auth.safe_next(next),
-                          refused=True, configured=bool(expected))
+                          refused="login.refused", configured=bool(expected))
         auth.sign_in(request, user)
         return RedirectResponse(auth.safe_next(next), status_code=303)
 

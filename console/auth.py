@@ -13,6 +13,9 @@ Nothing is readable without one of the two.
 from __future__ import annotations
 
 import secrets
+import threading
+import time
+from collections import deque
 from typing import Any
 
 from starlette.requests import Request
@@ -84,6 +87,35 @@ def sign_in(request: Request, user: str) -> None:
     request.session[CSRF_FIELD] = secrets.token_urlsafe(32)
     if language:
         request.session["lang"] = language
+
+
+class SignInThrottle:
+    """At most `failures` wrong passwords per client address in `window` seconds: guessing
+    the password through the form is slowed to a crawl (a later right one still waits)."""
+
+    def __init__(self, failures: int = 5, window: float = 300.0) -> None:
+        self.failures = failures
+        self.window = window
+        self._seen: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, client: str, now: float) -> deque[float]:
+        times = self._seen.setdefault(client, deque())
+        while times and now - times[0] > self.window:
+            times.popleft()
+        return times
+
+    def allowed(self, client: str) -> bool:
+        with self._lock:
+            return len(self._recent(client, time.monotonic())) < self.failures
+
+    def failed(self, client: str) -> None:
+        with self._lock:
+            now = time.monotonic()
+            self._recent(client, now).append(now)
+            if len(self._seen) > 10_000:  # forget the quietest addresses rather than grow
+                for stale in [c for c, times in self._seen.items() if not self._recent(c, now)]:
+                    del self._seen[stale]
 
 
 def safe_next(target: str | None) -> str:

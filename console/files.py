@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 from minio import Minio
+from minio.error import S3Error
 
 from console.prefect_runs import FlowRun
 from objectstore import store
@@ -31,6 +32,8 @@ _FAILED_STATES = {"FAILED", "CRASHED", "CANCELLED", "CANCELLING"}
 _ACTIVE_STATES = {"PENDING", "RUNNING", "PAUSED"}
 # What the pipeline keeps in the raw bucket for itself (SeaweedFS' multipart parts).
 _NOT_UPLOADS = (".uploads/",)
+_NOT_AN_OBJECT = {"NoSuchKey", "NoSuchObject", "InvalidObjectName", "XMinioInvalidObjectName",
+                  "KeyTooLongError", "InvalidArgument"}
 
 
 @dataclass(frozen=True)
@@ -101,14 +104,15 @@ def recent_raw_files(client: Minio, bucket: str, limit: int = RECENT_FILES) -> l
 
 
 def raw_file(client: Minio, bucket: str, key: str) -> RawFile | None:
+    """The raw object, or None for a key the store has no object under (or refuses as a key)."""
     try:
         stat = client.stat_object(bucket, key)
-    except Exception as error:  # S3Error NoSuchKey, or a key the store refuses outright
-        if getattr(error, "code", None) in ("NoSuchKey", "NoSuchObject", "InvalidObjectName"):
-            return None
-        if isinstance(error, ValueError):
+    except S3Error as error:
+        if error.code in _NOT_AN_OBJECT:
             return None
         raise
+    except ValueError:  # a key the client refuses before asking (empty, not UTF-8)
+        return None
     return RawFile(key=key, etag=(stat.etag or "").strip('"'), size=stat.size or 0,
                    uploaded_at=stat.last_modified)
 

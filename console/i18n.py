@@ -26,6 +26,9 @@ MESSAGES: Mapping[str, tuple[str, str]] = {
     "login.password": ("Senha", "Password"),
     "login.submit": ("Entrar", "Sign in"),
     "login.refused": ("Usuário ou senha incorretos.", "Wrong user or password."),
+    "login.throttled": (
+        "Muitas tentativas erradas; espere alguns minutos.", "Too many wrong attempts; wait a few minutes."
+    ),
     "login.unconfigured": (
         "O acesso não está configurado: defina IVI_CONSOLE_PASSWORD no .env.",
         "Sign-in is not configured: set IVI_CONSOLE_PASSWORD in .env.",

@@ -189,6 +189,16 @@ def test_sign_in_needs_the_right_password_and_the_forms_token(client: TestClient
     assert client.get("/contracts", follow_redirects=False).status_code == 303
 
 
+def test_guessing_the_password_is_throttled_per_client(client: TestClient) -> None:
+    token = csrf_of(client.get("/login").text)
+    for _ in range(5):
+        assert client.post("/login", data={"user": "ivi", "password": "guess", "csrf": token}).status_code == 401
+    right = client.post("/login", data={"user": "ivi", "password": "right-password", "csrf": token},
+                        follow_redirects=False)
+    assert right.status_code == 429 and "Muitas tentativas erradas" in right.text
+    assert client.get("/contracts", follow_redirects=False).status_code == 303
+
+
 def test_the_session_cookie_is_signed_httponly_and_samesite_strict(client: TestClient) -> None:
     header = client.get("/login").headers.get("set-cookie", "")
     signed_in(client)
