@@ -30,6 +30,7 @@ pytestmark = [
     pytest.mark.skipif(not browser_available(), reason="chromium and chromium-driver: `make install` installs them"),
 ]
 
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 HEADER = "id_venda;data_venda;cliente;produto;categoria;quantidade;preco_unitario;valor_total;uf"
 PIPELINE_SECONDS = 90.0
 
@@ -140,6 +141,25 @@ def test_an_upload_through_the_page_goes_from_queued_to_processed(
                                                   ("input_rows", "exported_rows", "quarantined_rows", "duplicate_rows")]
     run_link = row.find_element(By.CSS_SELECTOR, "a.run-link").get_attribute("href")
     assert run_link == f"{stack.prefect_ui_url}/runs/flow-run/{report['flow_run_id']}"
+
+
+DROP_FILE = """
+const [name, text] = arguments;
+const transfer = new DataTransfer();
+transfer.items.add(new File([text], name, {type: "text/csv"}));
+document.getElementById("dropzone").dispatchEvent(
+  new DragEvent("drop", {dataTransfer: transfer, bubbles: true, cancelable: true}));
+"""
+
+
+def test_a_file_dropped_on_the_page_is_uploaded_under_the_chosen_contract(stack: Settings, browser: WebDriver) -> None:
+    browser.get(f"{stack.console_url}/files")
+    Select(browser.find_element(By.ID, "contract")).select_by_value("clientes")
+    text = (SAMPLES / "mock.csv").read_text(encoding="utf-8")
+    browser.execute_script(DROP_FILE, "arrastado.csv", text)
+    poll(lambda: browser.find_elements(By.CSS_SELECTOR, "#upload-list .upload-item.done"), timeout=30,
+         what="the dropped file uploaded")
+    assert read_object(stack, stack.raw_bucket, "clientes/arrastado.csv").decode("utf-8") == text
 
 
 def test_files_the_page_refuses_are_never_uploaded(stack: Settings, browser: WebDriver, tmp_path: Path) -> None:
