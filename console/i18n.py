@@ -114,6 +114,13 @@ MESSAGES: Mapping[str, tuple[str, str]] = {
         "Once the contract is fixed: a new file holding only the quarantined rows goes "
         "through the pipeline again.",
     ),
+    "file.replay_file": ("Reenviar o arquivo", "Send the file again"),
+    "file.replay_file_help": (
+        "Depois de corrigido o contrato: o arquivo rejeitado passa pelo pipeline de novo, com um "
+        "novo nome.",
+        "Once the contract is fixed: the rejected file goes through the pipeline again, under a "
+        "new name.",
+    ),
     "file.replayed": ("Reenviado como {key}.", "Sent again as {key}."),
     "file.replay_refused": ("Não reenviado: {reason}", "Not sent: {reason}"),
     "file.no_report": ("Ainda sem relatório: o arquivo está {status}.", "No report yet: the file is {status}."),

@@ -88,8 +88,7 @@ def take(settings: Settings, out: Path) -> list[Path]:
             _upload(driver, settings, contract, paths)
         keys = [f"{contract}/{p.name}" for contract, paths in uploads.items() for p in paths]
         poll(lambda: _settled(driver, keys), timeout=WAIT_SECONDS, what="every upload processed", interval=1)
-        driver.get(f"{settings.console_url}/files")
-        shot(driver, "files")
+        shot(driver, "files")  # the last upload's progress, and the table the page refreshed
         driver.set_window_size(1400, 1500)
         driver.get(f"{settings.console_url}/file?key={quote('vendas/vendas-novembro.csv', safe='')}")
         shot(driver, "file")
