@@ -31,14 +31,19 @@ CHROMIUM_FLAGS = (
 T = TypeVar("T")
 
 
-def browser_available() -> bool:
-    return CHROMIUM.exists() and CHROMEDRIVER.exists()
+def require_browser() -> None:
+    """A missing browser is a broken install, not a reason to skip: `make install` installs it."""
+    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
+    if missing:
+        raise RuntimeError(f"{', '.join(missing)} missing: `make install` (as root) installs Debian's "
+                           "chromium and chromium-driver")
 
 
 @contextmanager
 def chromium(language: str = "pt-BR", downloads: Path | None = None) -> Iterator[WebDriver]:
     """A headless Chromium with a fresh profile of its own, quit (and its profile removed)
     at the end; files it downloads go to `downloads`."""
+    require_browser()
     with tempfile.TemporaryDirectory(prefix="ivi-chromium-") as profile:
         options = webdriver.ChromeOptions()
         options.binary_location = str(CHROMIUM)

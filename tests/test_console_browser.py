@@ -22,13 +22,10 @@ from selenium.webdriver.support.ui import Select
 
 from ivi.settings import Settings
 from objectstore.store import OutputKeys, find_object
-from tests.browser_support import browser_available, chromium, poll, sign_in
+from tests.browser_support import chromium, poll, sign_in
 from tests.pipeline_support import read_object, s3, upload, wait_for_report
 
-pytestmark = [
-    pytest.mark.services,
-    pytest.mark.skipif(not browser_available(), reason="chromium and chromium-driver: `make install` installs them"),
-]
+pytestmark = pytest.mark.services
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 HEADER = "id_venda;data_venda;cliente;produto;categoria;quantidade;preco_unitario;valor_total;uf"

@@ -90,10 +90,14 @@
     Array.from(files).forEach((file) => send(form, file, contract, list));
   }
 
+  // One refresh at a time; one asked for meanwhile (an upload just finished) runs right after,
+  // so that a new file shows up at once, as queued.
   let refreshing = false;
+  let again = false;
   function refreshTable() {
     const table = document.getElementById("files-table");
-    if (!table || refreshing) return;
+    if (!table) return;
+    if (refreshing) { again = true; return; }
     refreshing = true;
     fetch(table.dataset.refresh, { credentials: "same-origin", headers: { Accept: "text/html" } })
       .then((response) => {
@@ -102,7 +106,10 @@
       })
       .then((html) => { if (html !== null) table.innerHTML = html; })  // rendered and escaped by the server
       .catch(() => {})
-      .finally(() => { refreshing = false; });
+      .finally(() => {
+        refreshing = false;
+        if (again) { again = false; refreshTable(); }
+      });
   }
 
   document.addEventListener("DOMContentLoaded", () => {
