@@ -6,7 +6,9 @@ store is touched; tests/test_console_browser.py runs it for real, in Chromium.
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 from datetime import UTC, datetime
 
 import pytest
@@ -261,3 +263,18 @@ def test_pages_carry_a_strict_content_security_policy_and_show_no_secret(client:
 ])
 def test_after_sign_in_only_this_sites_paths(target: str | None, expected: str) -> None:
     assert auth.safe_next(target) == expected
+
+
+def test_ivi_status_names_the_console_and_who_signs_in_but_no_password(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ivi import stack as ivi_stack
+    from tests.stack_support import isolated_settings
+
+    settings = isolated_settings(tmp_path)
+    ivi_stack.status(settings=settings)
+    printed = capsys.readouterr().out
+    assert f"console          {settings.console_url}  (sign in as ivi," in printed
+    assert settings.console_password.get_secret_value() not in printed
+    ivi_stack.status(as_json=True, settings=settings)
+    assert json.loads(capsys.readouterr().out)["console_url"] == settings.console_url
