@@ -43,7 +43,8 @@ from processing.contract import available_contracts, load_contract
 HERE = Path(__file__).resolve().parent
 SESSION_COOKIE = "ivi_console"
 SESSION_SECONDS = 8 * 3600
-FORM_OVERHEAD_BYTES = 64 * 1024  # multipart boundaries and the other fields of an upload
+FORM_OVERHEAD_BYTES = 64 * 1024
+STATUS_CACHE_SECONDS = 1.5  # pages poll every 2 s  # multipart boundaries and the other fields of an upload
 SECURITY_HEADERS = {
     # Scripts and styles from this site only: no inline script runs, whatever a file holds.
     "Content-Security-Policy": (
@@ -168,12 +169,15 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
         return RedirectResponse("/login", status_code=303)
 
     # --- files ------------------------------------------------------------------------
-    def recent_states() -> list[files.FileState]:
+    def read_recent_states() -> list[files.FileState]:
         runs = latest_runs(settings.prefect_api_url, settings.prefect_api_key.get_secret_value())
         return [
             files.file_state(raw, files.report_of(client, settings.processed_bucket, raw.key), runs.get(raw.key))
             for raw in files.recent_raw_files(client, settings.raw_bucket)
         ]
+
+    # Every open page polls the table; they share one reading of the store and Prefect.
+    recent_states = files.SharedReading(read_recent_states, seconds=STATUS_CACHE_SECONDS)
 
     @app.get("/")
     def home(request: Request) -> Response:
@@ -232,6 +236,7 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
                 )
             except (S3Error, HTTPError, OSError):
                 return JSONResponse({"error": t("error.store")}, status_code=502)
+            recent_states.forget()  # the page's next refresh shows the new file at once
             return JSONResponse({"key": key, "url": f"/file?key={quote(key, safe='')}"}, status_code=201)
         finally:
             await form.close()

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 from minio import Minio
@@ -34,6 +37,33 @@ _ACTIVE_STATES = {"PENDING", "RUNNING", "PAUSED"}
 _NOT_UPLOADS = (".uploads/",)
 _NOT_AN_OBJECT = {"NoSuchKey", "NoSuchObject", "InvalidObjectName", "XMinioInvalidObjectName",
                   "KeyTooLongError", "InvalidArgument"}
+
+
+T = TypeVar("T")
+
+
+class SharedReading(Generic[T]):
+    """`read()`'s value, read again at most every `seconds` whoever asks: ten open pages
+    polling the recent files cost one listing of the raw bucket, not ten. Callers arriving
+    while it is being read wait for that reading rather than start their own."""
+
+    def __init__(self, read: Callable[[], T], seconds: float) -> None:
+        self._read = read
+        self._seconds = seconds
+        self._lock = threading.Lock()
+        self._value: T | None = None
+        self._at = float("-inf")
+
+    def __call__(self) -> T:
+        with self._lock:
+            if self._value is None or time.monotonic() - self._at >= self._seconds:
+                self._value = self._read()
+                self._at = time.monotonic()
+            return self._value
+
+    def forget(self) -> None:
+        with self._lock:
+            self._at = float("-inf")
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from pydantic import SecretStr
 from console import auth, uploads
 from console.app import SESSION_COOKIE, create_app
 from console.contract_words import contract_words
-from console.files import RawFile, file_state, status_of
+from console.files import RawFile, SharedReading, file_state, status_of
 from console.i18n import LANGUAGES, MESSAGES, pick_language, translator
 from console.prefect_runs import FlowRun
 from ivi.settings import Settings
@@ -109,6 +109,14 @@ def test_an_older_versions_report_is_not_shown_as_this_ones() -> None:
                        run("RUNNING"), now=datetime(2026, 1, 1, 0, 0, 4, tzinfo=UTC))
     assert state.report is None and state.count("input_rows") is None
     assert state.seconds == 3.0  # so far, from the run's start
+
+
+def test_pages_polling_together_share_one_reading_until_it_is_forgotten() -> None:
+    readings: list[int] = []
+    shared = SharedReading(lambda: readings.append(len(readings)) or len(readings), seconds=60)
+    assert [shared() for _ in range(5)] == [1] * 5
+    shared.forget()
+    assert shared() == 2 and readings == [0, 1]
 
 
 # --- words --------------------------------------------------------------------------------
