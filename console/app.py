@@ -33,12 +33,12 @@ from starlette.middleware.sessions import SessionMiddleware
 from urllib3.exceptions import HTTPError
 
 from console import auth, files, uploads
+from console.contracts import contract_names, known_contracts
 from console.contract_words import contract_words
 from console.i18n import LANGUAGES, pick_language, translator
 from console.prefect_runs import latest_runs
 from console.settings import ConsoleSettings
 from objectstore.store import minio_client
-from processing.contract import available_contracts, load_contract
 
 HERE = Path(__file__).resolve().parent
 SESSION_COOKIE = "ivi_console"
@@ -188,7 +188,7 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
     def files_page(request: Request) -> HTMLResponse:
         user_of(request)
         return render(
-            request, "files.html", states=recent_states(), contracts=available_contracts(),
+            request, "files.html", states=recent_states(), contracts=contract_names(client, settings),
             max_bytes=settings.console_max_upload_bytes,
             max_size=uploads.human_size(settings.console_max_upload_bytes),
             prefect_url=settings.public_prefect_url,
@@ -220,7 +220,8 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
             file = form.get("file")
             if not isinstance(file, UploadFile) or not file.filename:
                 return JSONResponse({"error": t("error.bad_name", name="?")}, status_code=400)
-            refusal = uploads.check_upload(file.filename, file.size, contract, available_contracts(), limit)
+            names = await run_in_threadpool(contract_names, client, settings)
+            refusal = uploads.check_upload(file.filename, file.size, contract, names, limit)
             if refusal is None:
                 first = await file.read(2)
                 await file.seek(0)
@@ -279,7 +280,7 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
     def contracts_page(request: Request) -> HTMLResponse:
         user_of(request)
         t = translator(language(request))
-        contracts = [load_contract(name) for name in available_contracts()]
+        contracts = known_contracts(client, settings)
         return render(request, "contracts.html", contracts=[
             (contract, contract_words(contract, t)) for contract in contracts
         ])

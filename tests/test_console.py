@@ -158,6 +158,7 @@ def settings() -> Settings:
         s3_secret_key=SecretStr("s3-secret-not-shown"), console_password=SecretStr("right-password"),
         console_token=SecretStr("script-token"), console_session_secret=SecretStr("x" * 32),
         console_max_upload_bytes=MAX,
+        contracts_prefix="",  # the image's contracts only (published ones: test_contract_publish.py)
     )  # type: ignore[call-arg]
 
 

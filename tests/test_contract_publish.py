@@ -113,6 +113,14 @@ def test_a_published_contract_is_used_by_the_running_worker_without_a_restart(
     assert "saved block powerbi-obitos (local stand-in dataset ivi-obitos" in printed
     assert "rate limit powerbi-obitos: created" in printed
     assert f"to s3://{stack.processed_bucket}/{PREFIX}obitos.toml" in printed
+    # The console (another process of the same image) offers it to the people who upload.
+    from console.contracts import contract_names, known_contracts
+
+    assert "obitos" in contract_names(s3(stack), stack) and "vendas" in contract_names(s3(stack), stack)
+    shown = {contract.name: contract for contract in known_contracts(s3(stack), stack)}
+    assert [spec.name for spec in shown["obitos"].columns] == [
+        spec.name for spec in load_contract(str(CONTRACT)).columns
+    ]
 
     etag = upload(stack, "obitos/2020/jan-may.csv", data)
     report = wait_for_report(stack, "obitos/2020/jan-may.csv", etag)
