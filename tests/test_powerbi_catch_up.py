@@ -22,7 +22,7 @@ from flows.powerbi_deferral import deferral_keys
 from ivi.settings import Settings
 from objectstore.store import OutputKeys, read_report
 from processing.contract import load_contract
-from tests.fault_support import wait_for_final_state
+from tests.fault_support import wait_for_final_state, wait_for_no_runs_in_flight
 from tests.pipeline_support import (
     flow_runs_for_key,
     read_object,
@@ -66,6 +66,7 @@ def catch_up(stack: Settings, *, due_only: bool) -> str:
 def deferred_upload(stack: Settings, marker: str, rows: int) -> tuple[str, str, dict[str, Any]]:
     """Upload `rows` rows whose push is deferred after its first batch; (key, eTag, report)."""
     key = f"vendas/powerbi-deferred/{marker}.csv"
+    wait_for_no_runs_in_flight(stack)  # an earlier test's push would take the faults below
     # the first POST goes through, the second is told to come back in an hour
     queue_fault(stack, "delay", 1, seconds=0)
     queue_fault(stack, "429", 1, retry_after=3600)

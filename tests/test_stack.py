@@ -192,7 +192,7 @@ def test_up_again_starts_nothing_redeploys_identically_and_removes_orphan_automa
 ) -> None:
     api = stack.prefect_api_url
     before = _prefect_snapshot(api)
-    assert set(before["deployments"]) == {"process-object", "backfill", "reconcile"}
+    assert set(before["deployments"]) == {"process-object", "backfill", "reconcile", "powerbi-catch-up"}
     orphan = _create_orphan_automation(api)
     assert httpx.get(f"{api}/automations/{orphan}", timeout=10).status_code == 200
 
