@@ -24,12 +24,12 @@ from objectstore.store import OutputKeys, read_report
 from processing.contract import load_contract
 from tests.fault_support import wait_for_final_state, wait_for_no_runs_in_flight
 from tests.pipeline_support import (
-    flow_runs_for_key,
     read_object,
     run_deployment_now,
     s3,
     upload,
     wait_for_report,
+    runs_that_processed,
     wait_for_runs_to_finish,
 )
 from tests.powerbi_pipeline_support import (
@@ -91,7 +91,7 @@ def test_a_push_throttled_for_an_hour_is_deferred_then_caught_up_exactly_once(
     assert (report["powerbi_rows"], report["powerbi_batches"]) == (10_000, 1)
     assert (report["powerbi_posts"], report["powerbi_throttled"]) == (2, 1)
     assert report["powerbi_retry_at"] and "powerbi-catch-up" in report["powerbi_message"]
-    [run] = wait_for_runs_to_finish(stack, key)
+    [run] = runs_that_processed(wait_for_runs_to_finish(stack, key))
     assert run["state_type"] == "COMPLETED"
     # the other outputs are not held back
     keys = OutputKeys.for_key(key)
@@ -184,8 +184,9 @@ def test_a_full_table_gives_a_report_that_says_so_and_is_not_retried(
     assert "5,000,000" in message and "--retention basicFIFO" in message
     assert f"s3://{stack.processed_bucket}/{keys.csv}" in message
     assert read_object(stack, stack.processed_bucket, keys.csv).count(b"\n") == 31
-    [run] = wait_for_runs_to_finish(stack, key)
-    assert run["state_type"] == "COMPLETED" and len(flow_runs_for_key(stack, key)) == 1
+    # one run did the work (the 5-minute reconcile may have started a second that found it done)
+    [run] = runs_that_processed(wait_for_runs_to_finish(stack, key))
+    assert run["state_type"] == "COMPLETED"
     requests: list[dict[str, Any]] = standin(
         stack, "GET", f"/_standin/datasets/{full_vendas_table}/requests"
     )["requests"]
