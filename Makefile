@@ -3,17 +3,32 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install test test-fast lint-imports bench demo up down status clean
+.PHONY: install browser prometheus test test-fast lint-imports bench demo up down status clean
 
-install: system-packages $(STAMP)
+install: $(STAMP) browser prometheus
 
-# Debian packages the tests use: `prometheus` (a real Prometheus scrapes the test stack, and
-# `promtool` checks the monitoring files). Quick when already installed; as root, or with sudo.
-APT_PACKAGES := prometheus
-APT_GET := DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo -n )apt-get
-.PHONY: system-packages
-system-packages:
-	@command -v promtool >/dev/null 2>&1 || { $(APT_GET) update -q && $(APT_GET) install -y -q --no-install-recommends $(APT_PACKAGES); }
+# Headless Chromium and its driver from Debian's packages, for the console's browser tests
+# and docs/screenshots.py (Selenium is pointed at /usr/bin/chromedriver: nothing is
+# downloaded at test time). Skipped when both are there; needs root (CI runs as root).
+BROWSER_PACKAGES := chromium chromium-driver fonts-dejavu-core
+
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(BROWSER_PACKAGES); \
+	else \
+	  echo "make browser: run as root, or: sudo apt-get install $(BROWSER_PACKAGES)" >&2; exit 1; \
+	fi
+
+# Prometheus from Debian's package, for the metrics tests: a real Prometheus scrapes the test
+# stack, and `promtool` checks the monitoring files offline. Skipped when both are there.
+prometheus:
+	@if [ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; \
+	else \
+	  echo "make prometheus: run as root, or: sudo apt-get install prometheus" >&2; exit 1; \
+	fi
 
 # uv (from PyPI) builds the venv in seconds; the venv is rebuilt when pyproject.toml changes.
 UV := python3 -m uv

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 
+from deployments.api_tls import ca_file_setting
 from ivi import postgres
 from ivi.processes import StackError
 from ivi.settings import PROJECT_DIR, Settings
@@ -55,9 +56,16 @@ def env(settings: Settings) -> dict[str, str]:
             # the work pool's job command finds the pre-warmed engine here
             "IVI_PREWARMED_ENGINE_SOCKET": str(settings.engine_socket),
             "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_DIR), os.environ.get("PYTHONPATH")])),
+            **_plain_http_api_ca_file(settings),
         }
     )
     return result
+
+
+def _plain_http_api_ca_file(settings: Settings) -> dict[str, str]:
+    """Prefect's clients load a one-certificate CA file while the API is http://
+    (deployments/api_tls.py says why)."""
+    return ca_file_setting(settings.prefect_api_url, Path(prefect_home(settings)) / "plain-http-api-ca.pem")
 
 
 def server_env(settings: Settings) -> dict[str, str]:

@@ -200,7 +200,7 @@ def test_deployment_parameters_are_parameters_of_the_flow(
 def test_the_reconcile_runs_over_the_raw_bucket_of_the_settings(
     deployments: list[dict[str, Any]], flows: dict[str, Flow[Any, Any]]
 ) -> None:
-    scheduled = [config for config in deployments if schedules(config)]
+    scheduled = [config for config in deployments if schedules(config) and config["name"] == "reconcile"]
     assert scheduled, "the reconcile deployment has a schedule"
     for config in scheduled:
         # a scheduled run gets the deployment's parameters only: they must be complete
@@ -262,17 +262,31 @@ def test_a_broken_trigger_is_refused(tmp_path: Path) -> None:
 
 
 # --- the reconcile schedule -----------------------------------------------------------------
-def test_the_schedule_fires_every_five_minutes(deployments: list[dict[str, Any]]) -> None:
-    built = [item for config in deployments for item in schedules(config)]
-    assert built
+def schedule_gaps(deployments: list[dict[str, Any]], name: str) -> set[float]:
+    """The seconds between the next runs of deployment `name`'s schedules."""
+    built = [item for config in deployments if config["name"] == name for item in schedules(config)]
+    assert built, f"{name} has a schedule"
     start = datetime(2026, 3, 29, 0, 58, 30, tzinfo=UTC)  # a DST change day in Europe
+    gaps: set[float] = set()
     for item in built:
         schedule = item["schedule"]
         assert isinstance(schedule, CronSchedule) and item.get("active", True)
         server_schedule = ServerCronSchedule(**schedule.model_dump())
         dates = asyncio.run(server_schedule.get_dates(n=6, start=start))
-        gaps = {(later - earlier).total_seconds() for earlier, later in zip(dates, dates[1:])}
-        assert gaps == {RECONCILE_EVERY_SECONDS}, gaps
+        gaps |= {(later - earlier).total_seconds() for earlier, later in zip(dates, dates[1:])}
+    return gaps
+
+
+def test_the_schedule_fires_every_five_minutes(deployments: list[dict[str, Any]]) -> None:
+    assert schedule_gaps(deployments, "reconcile") == {RECONCILE_EVERY_SECONDS}
+
+
+def test_the_powerbi_catch_up_fires_every_ten_minutes_over_due_deferrals_only(
+    deployments: list[dict[str, Any]], flows: dict[str, Flow[Any, Any]]
+) -> None:
+    assert schedule_gaps(deployments, "powerbi-catch-up") == {600.0}
+    [config] = [config for config in deployments if config["name"] == "powerbi-catch-up"]
+    assert flows[config["entrypoint"]].validate_parameters(dict(config["parameters"])) == {"due_only": True}
 
 
 def test_a_broken_schedule_is_refused(tmp_path: Path) -> None:

@@ -101,3 +101,37 @@ def test_the_version_lock_is_a_lease_in_the_processed_bucket() -> None:
     # the lease talks to the store the block names (boto3 client, never a local file)
     assert lease.s3.meta.endpoint_url == "https://store.example:9123"
     assert flows.version_lock.LOCK_LEASE_SECONDS == lease.lease_seconds
+
+
+def test_every_topology_gives_prefect_clients_the_one_certificate_ca_file_only_for_http(tmp_path: Any) -> None:
+    """The CPU a flow run saves on its API clients (deployments/api_tls.py) is saved in the
+    image's topologies too, and never where the API is https."""
+    import re
+
+    import yaml
+
+    from deployments.api_tls import ca_file_setting
+    from tests.paths import REPO_ROOT
+
+    dockerfile = (REPO_ROOT / "infra/docker/Dockerfile").read_text()
+    written = re.search(r"python -m deployments\.api_tls (\S+)", dockerfile)
+    assert written is not None, "the image writes the CA file at build"
+    compose_env = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())["services"]["worker"]["environment"]
+    assert compose_env["PREFECT_API_URL"].startswith("http://")
+    assert compose_env["PREFECT_API_SSL_CERT_FILE"] == written.group(1)
+    k8s = dict(
+        line.split("=", 1) for line in (REPO_ROOT / "infra/k8s/base/config.env").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert k8s["PREFECT_API_URL"].startswith("http://")
+    assert k8s["PREFECT_API_SSL_CERT_FILE"] == written.group(1)
+
+    setting = ca_file_setting("http://127.0.0.1:4200/api", tmp_path / "ca.pem")
+    text = (tmp_path / "ca.pem").read_text()
+    assert setting == {"PREFECT_API_SSL_CERT_FILE": str(tmp_path / "ca.pem")}
+    assert text.count("BEGIN CERTIFICATE") == 1 and text.rstrip().endswith("END CERTIFICATE-----")
+    import ssl
+
+    ssl.create_default_context(cafile=setting["PREFECT_API_SSL_CERT_FILE"])  # a usable CA file
+    assert ca_file_setting("https://prefect.example/api", tmp_path / "other.pem") == {}
+    assert not (tmp_path / "other.pem").exists()
