@@ -16,11 +16,13 @@ class PipelineBuckets(Block):
     """Where uploads arrive and where each kind of output goes."""
 
     _block_type_name = "IVI Pipeline Buckets"
-    _description = "The buckets of Mini Pipeline IVI: uploads, clean outputs and reports, quarantine."
+    _description = "The buckets of Mini Pipeline IVI: uploads, clean outputs and reports, quarantine, the Delta Lake tables."
 
     raw_bucket: str = "raw"
     processed_bucket: str = "processed"
     quarantine_bucket: str = "quarantine"
+    # issue 15: the Delta Lake tables, one per contract at s3://<lake_bucket>/<contract>
+    lake_bucket: str = "lake"
 
 
 def load_buckets() -> PipelineBuckets:

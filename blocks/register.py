@@ -23,6 +23,7 @@ def register_blocks(settings: SetupSettings) -> list[str]:
         raw_bucket=settings.raw_bucket,
         processed_bucket=settings.processed_bucket,
         quarantine_bucket=settings.quarantine_bucket,
+        lake_bucket=settings.lake_bucket,
     ).save(PIPELINE_BLOCK, overwrite=True)
     powerbi = [f"{name} ({where})" for name, where in register_powerbi_blocks(settings)]
     return [*objectstore, PIPELINE_BLOCK, *powerbi]

@@ -76,6 +76,7 @@ class SetupSettings(BaseSettings):
     raw_bucket: str = "raw"
     processed_bucket: str = "processed"
     quarantine_bucket: str = "quarantine"
+    lake_bucket: str = "lake"  # the Delta Lake tables, s3://<lake_bucket>/<contract>
 
     # Power BI stand-in (used by the export).
     powerbi_port: int = 8765
@@ -204,4 +205,5 @@ class SetupSettings(BaseSettings):
             "raw": self.raw_bucket,
             "processed": self.processed_bucket,
             "quarantine": self.quarantine_bucket,
+            "lake": self.lake_bucket,
         }

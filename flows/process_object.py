@@ -1,6 +1,6 @@
 """process_object: one object of the raw bucket, from fetch to clean outputs and a report.
 
-    fetch -> validate -> clean -> export-csv ∥ export-powerbi -> write-report
+    fetch -> validate -> clean -> export-csv ∥ export-powerbi ∥ export-lake -> write-report
 
 Idempotent per object version: the report in `processed/_reports/` records the eTag it was
 made from; a run that finds it ends early (Completed) and writes nothing. Duplicate
@@ -27,6 +27,7 @@ from blocks.objectstore import MINIO_CREDENTIALS_BLOCK, RESULT_STORAGE
 from blocks.pipeline import PipelineBuckets, load_buckets
 from objectstore import store
 from flows.artifacts import publish_artifacts
+from flows.export_lake import export_lake
 from flows.export_powerbi import export_powerbi
 from flows.run_context import current_flow_run_id
 from flows.version_lock import take_version_lock, version_lock
@@ -168,7 +169,7 @@ def process_object(
     try:
         if not force and _already_processed(client, buckets, keys, version.etag):
             return Completed(message=f"already processed: s3://{bucket}/{key} at eTag {version.etag}")
-        return _process_version(client, buckets, version, keys, contract, started, lease)
+        return _process_version(client, buckets, credentials, version, keys, contract, started, lease)
     finally:
         lease.release()
 
@@ -176,6 +177,7 @@ def process_object(
 def _process_version(
     client: Minio,
     buckets: PipelineBuckets,
+    credentials: MinIOCredentials,
     version: store.ObjectVersion,
     keys: store.OutputKeys,
     contract_name: str | None,
@@ -230,12 +232,17 @@ def _process_version(
         powerbi_future = export_powerbi.submit(
             Path(report.outputs["csv"]), contract, report.columns, f"{version.bucket}/{version.key}@{version.etag}"
         )
+        lake_future = export_lake.submit(
+            client, buckets, credentials, Path(report.outputs["csv"]), contract, report.columns, version,
+            report.exported_rows,
+        )
         outputs = csv_future.result()
         powerbi = powerbi_future.result()
+        lake = lake_future.result()
         body = report.to_dict()
         body.pop("source", None)
         document.update(body)
-        document.update(status="processed", outputs=outputs, **powerbi.as_report())
+        document.update(status="processed", outputs=outputs, **powerbi.as_report(), **lake.as_report())
         document["duration_s"] = round(time.perf_counter() - started, 3)
         lease.check()
         outputs["report"] = write_report(client, buckets, keys, document)
