@@ -200,13 +200,27 @@ def test_deployment_parameters_are_parameters_of_the_flow(
 def test_the_reconcile_runs_over_the_raw_bucket_of_the_settings(
     deployments: list[dict[str, Any]], flows: dict[str, Flow[Any, Any]]
 ) -> None:
-    scheduled = [config for config in deployments if schedules(config)]
+    scheduled = [config for config in deployments if schedules(config) and config["name"] == "reconcile"]
     assert scheduled, "the reconcile deployment has a schedule"
     for config in scheduled:
         # a scheduled run gets the deployment's parameters only: they must be complete
         flow = flows[config["entrypoint"]]
         assert set(flow.parameters.required or []) <= set(config["parameters"])
         assert flow.validate_parameters(dict(config["parameters"]))["bucket"] == SETTINGS.raw_bucket
+
+
+def test_the_lake_is_maintained_every_night_with_complete_parameters(
+    deployments: list[dict[str, Any]], flows: dict[str, Flow[Any, Any]]
+) -> None:
+    """Issue 15: every upload is one commit; a nightly run compacts and vacuums the tables."""
+    [config] = [config for config in deployments if config["entrypoint"] == "flows/maintain_lake.py:maintain_lake"]
+    [entry] = schedules(config)
+    schedule = entry["schedule"]
+    assert entry["active"] and isinstance(schedule, CronSchedule), entry
+    assert schedule.cron.split()[2:] == ["*", "*", "*"], f"not daily: {schedule.cron}"
+    flow = flows[config["entrypoint"]]
+    retention = flow.validate_parameters(dict(config["parameters"]))["retention_hours"]
+    assert retention >= 168, "Delta's default retention: a reader may still read a week-old version"
 
 
 # --- the upload trigger ---------------------------------------------------------------------
