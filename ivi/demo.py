@@ -78,6 +78,7 @@ def run_demo(settings: Settings | None = None) -> int:
     print(f"clean outputs:   s3://{settings.processed_bucket}/<key>.csv and .json  ({settings.s3_endpoint})")
     print(f"quarantine:      s3://{settings.quarantine_bucket}/<key>.rejected.csv")
     print(f"reports:         s3://{settings.processed_bucket}/_reports/<key>.json")
+    print(f"Delta tables:    s3://{settings.lake_bucket}/<contract>  (`ivi lake show vendas`)")
     print(f"Prefect UI:      {settings.prefect_ui_url}")
     print("the stack keeps running: `ivi down` (or `make down`) stops it")
     print(json.dumps({"reports": len(reports), "expected": len(uploaded_at)}))
