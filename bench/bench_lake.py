@@ -53,9 +53,8 @@ version = store.find_object(client, "raw", job["raw_key"])
 out = {}
 started = time.perf_counter()
 if job["mode"] == "lake-only":
-    columns = json.loads(Path(job["clean"] + ".columns").read_text())
-    lake = export_lake.fn(client, PipelineBuckets(), credentials, Path(job["clean"]), contract, columns,
-                          version, job["rows"])
+    lake = export_lake.fn(client, PipelineBuckets(), credentials, Path(job["clean"]), contract, version,
+                          job["rows"])
     out.update(lake.as_report())
 else:
     report = process_file(Path(job["csv"]), contract, Path(job["out"]))
@@ -68,11 +67,9 @@ else:
         futures = [pool.submit(export_csv)]
         if job["mode"] == "with":
             futures.append(pool.submit(export_lake.fn, client, PipelineBuckets(), credentials,
-                                       Path(report.outputs["csv"]), contract, report.columns, version,
-                                       report.exported_rows))
+                                       Path(report.outputs["csv"]), contract, version, report.exported_rows))
         results = [future.result() for future in futures]
     out["exported_rows"] = report.exported_rows
-    out["columns"] = report.columns
     out["clean_csv"] = report.outputs["csv"]
     if job["mode"] == "with":
         out.update(results[1].as_report())
@@ -129,8 +126,11 @@ def table_rows(store_info: dict[str, object], key: str) -> int:
     return table.to_pyarrow_dataset().count_rows(filter=pc.field("_source_key") == key)
 
 
-def sized_copy(clean_csv: Path, rows: int, target: Path) -> Path:
-    """The clean CSV cut to, or repeated up to, `rows` data rows (its header once)."""
+def sized_copy(clean_csv: Path, rows: int, target: Path) -> int:
+    """The clean CSV cut to, or repeated up to, about `rows` rows (its header once); how many
+    rows it holds (a quoted value may hold a line break, so lines are not rows)."""
+    import polars as pl
+
     with clean_csv.open("rb") as source, target.open("wb") as out:
         header = source.readline()
         body = source.readlines()
@@ -140,7 +140,7 @@ def sized_copy(clean_csv: Path, rows: int, target: Path) -> Path:
             take = body[: rows - written]
             out.writelines(take)
             written += len(take)
-    return target
+    return int(pl.scan_csv(target, infer_schema=False).select(pl.len()).collect().item())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
                     result, rss = run_child({**common, "mode": mode, "csv": str(csv_path), "raw_key": raw_key,
                                              "out": str(base / f"out-{rep}-{mode}")})
                     times[mode].append(float(result["seconds"]))  # type: ignore[arg-type]
-                    line = f"  rep {rep + 1}: {mode:<8} {result['seconds']:6.2f} s  {rss:6.0f} MB"
+                    line = (f"  rep {rep + 1}: {mode:<8} {result['seconds']:6.2f} s (process_file "
+                            f"{result['process_s']:5.2f} s)  peak RSS {rss:6.0f} MB")
                     if mode == "with":
                         rows = table_rows(store_info, raw_key)
                         assert rows == result["exported_rows"] == result["lake_rows"], (rows, result)
@@ -184,8 +185,8 @@ def main(argv: list[str] | None = None) -> int:
             clean = Path(str(last["clean_csv"]))
             print("\nexport-lake alone, fresh process per size (peak RSS must not grow with rows):")
             for rows in (250_000, 1_000_000, 2_000_000):
-                copy = sized_copy(clean, rows, base / f"clean-{rows}.csv")
-                copy.with_name(copy.name + ".columns").write_text(json.dumps(last["columns"]))
+                copy = base / f"clean-{rows}.csv"
+                rows = sized_copy(clean, rows, copy)
                 raw_key = f"vendas/bench-alone-{rows}.csv"
                 store.put_file(client, "raw", raw_key, csv_path, "text/csv")
                 result, rss = run_child({**common, "mode": "lake-only", "clean": str(copy), "rows": rows,

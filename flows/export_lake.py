@@ -2,7 +2,8 @@
 
 The durable export (issue 15): `s3://<lake bucket>/<contract>` holds exactly the latest
 processed version of each raw object (the rules are in `lake/table.py`). This task streams the
-clean CSV to delta-rs a frame at a time (memory stays bounded whatever the file's size) and
+clean CSV to delta-rs a block at a time (`lake/source.py`: memory stays bounded whatever the
+file's size) and
 retries a commit that lost a race with a concurrent commit of the same key; each attempt asks
 the store again whether this version is still the object's current one, so a newer upload's
 rows are never replaced by an older one's.
@@ -22,8 +23,8 @@ from prefect_aws import MinIOCredentials
 from urllib3.exceptions import HTTPError
 
 from blocks.pipeline import PipelineBuckets
-from flows.export_powerbi import clean_frames
-from lake.schema import LakeColumn
+from lake.schema import LakeColumn, table_schema
+from lake.source import csv_batches
 from lake.storage import s3_storage_options, table_uri
 from lake.table import LakeTarget, LakeWrite, SourceVersion, replace_source
 from objectstore import store
@@ -76,7 +77,6 @@ def export_lake(
     credentials: MinIOCredentials,
     clean_csv: Path,
     contract: Contract,
-    present: list[str],
     version: store.ObjectVersion,
     exported_rows: int,
 ) -> LakeWrite:
@@ -86,10 +86,10 @@ def export_lake(
         current = store.find_object(client, version.bucket, version.key)
         return current is not None and current.etag == version.etag
 
-    frames = clean_frames(clean_csv, contract, present)
+    target = lake_target(buckets, contract, credentials)
     return replace_source(
-        lake_target(buckets, contract, credentials),
-        (frame.to_arrow() for frame in frames),
+        target,
+        csv_batches(clean_csv, table_schema(target.columns)),
         SourceVersion(version.key, version.etag),
         expected_rows=exported_rows,
         still_current=still_current,

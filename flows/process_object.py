@@ -233,8 +233,7 @@ def _process_version(
             Path(report.outputs["csv"]), contract, report.columns, f"{version.bucket}/{version.key}@{version.etag}"
         )
         lake_future = export_lake.submit(
-            client, buckets, credentials, Path(report.outputs["csv"]), contract, report.columns, version,
-            report.exported_rows,
+            client, buckets, credentials, Path(report.outputs["csv"]), contract, version, report.exported_rows,
         )
         outputs = csv_future.result()
         powerbi = powerbi_future.result()
