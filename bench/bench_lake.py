@@ -102,7 +102,8 @@ def start_store(base: Path) -> tuple[subprocess.Popen[bytes], dict[str, object]]
 
 
 def run_child(job: dict[str, object]) -> tuple[dict[str, object], float]:
-    """One fresh process; its printed result and its peak RSS (MB)."""
+    """One fresh process; its printed result (with its CPU seconds, user + system, which the
+    load of a shared machine changes far less than wall time) and its peak RSS (MB)."""
     proc = subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(job)], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -110,7 +111,9 @@ def run_child(job: dict[str, object]) -> tuple[dict[str, object], float]:
     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"child failed: {err[-2000:]}")
-    return json.loads(out.strip().splitlines()[-1]), usage.ru_maxrss / 1024
+    result = json.loads(out.strip().splitlines()[-1])
+    result["cpu_s"] = usage.ru_utime + usage.ru_stime
+    return result, usage.ru_maxrss / 1024
 
 
 def table_rows(store_info: dict[str, object], key: str) -> int:
@@ -161,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                                         settings.s3_secret_key.get_secret_value())  # type: ignore[attr-defined]
             common = {k: store_info[k] for k in ("port", "key", "secret")}
             times: dict[str, list[float]] = {"without": [], "with": []}
+            cpu: dict[str, list[float]] = {"without": [], "with": []}
             last: dict[str, object] = {}
             for rep in range(args.reps):
                 for mode in (("without", "with") if rep % 2 == 0 else ("with", "without")):
@@ -169,8 +173,9 @@ def main(argv: list[str] | None = None) -> int:
                     result, rss = run_child({**common, "mode": mode, "csv": str(csv_path), "raw_key": raw_key,
                                              "out": str(base / f"out-{rep}-{mode}")})
                     times[mode].append(float(result["seconds"]))  # type: ignore[arg-type]
+                    cpu[mode].append(float(result["cpu_s"]))  # type: ignore[arg-type]
                     line = (f"  rep {rep + 1}: {mode:<8} {result['seconds']:6.2f} s (process_file "
-                            f"{result['process_s']:5.2f} s)  peak RSS {rss:6.0f} MB")
+                            f"{result['process_s']:5.2f} s)  CPU {result['cpu_s']:6.2f} s  peak RSS {rss:6.0f} MB")
                     if mode == "with":
                         rows = table_rows(store_info, raw_key)
                         assert rows == result["exported_rows"] == result["lake_rows"], (rows, result)
@@ -180,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
             without, with_lake = statistics.median(times["without"]), statistics.median(times["with"])
             print(f"\nprocess + export-csv:               {without:.2f} s (median of {args.reps})")
             print(f"process + export-csv ∥ export-lake: {with_lake:.2f} s  ratio {with_lake / without:.3f}")
+            cpu_without, cpu_with = statistics.median(cpu["without"]), statistics.median(cpu["with"])
+            print(f"CPU seconds (user + system): {cpu_without:.2f} s without, {cpu_with:.2f} s with, "
+                  f"ratio {cpu_with / cpu_without:.3f}")
             print(f"ground truth exported rows: {truth['exported_rows']:,}; table: {last['lake_rows']:,}")
 
             clean = Path(str(last["clean_csv"]))
@@ -193,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
                                          "raw_key": raw_key})
                 rows_in_table = table_rows(store_info, raw_key)
                 assert rows_in_table == rows == result["lake_rows"], (rows_in_table, rows, result)
-                print(f"  {rows:>9,} rows: {result['seconds']:6.2f} s  peak RSS {rss:6.0f} MB  "
+                print(f"  {rows:>9,} rows: {result['seconds']:6.2f} s  CPU {result['cpu_s']:5.2f} s  peak RSS {rss:6.0f} MB  "
                       f"table: {rows_in_table:,} rows of the key", flush=True)
         finally:
             os.killpg(weed.pid, 15)
