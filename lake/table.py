@@ -26,15 +26,11 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
+from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from lake.schema import INGESTED_AT, SOURCE_ETAG, SOURCE_KEY, LakeColumn, check_compatible, table_schema
 
-# Rows per Parquet row group as the export writes them. The writer holds a row group in memory
-# until it is full: at delta-rs' default (1M rows) its peak RSS grew with the file up to a
-# million rows. The nightly compaction rewrites the files with the default, big row groups.
-ROW_GROUP_ROWS: int | None = 131_072
 COMMIT_KEY = "ivi.source_key"  # the commit's custom metadata, shown by `ivi lake show`
 COMMIT_ETAG = "ivi.source_etag"
 
@@ -193,7 +189,6 @@ def replace_source(
         schema_mode="merge",
         storage_options=target.storage_options,
         target_file_size=target_file_size,
-        writer_properties=WriterProperties(max_row_group_size=ROW_GROUP_ROWS) if ROW_GROUP_ROWS else None,
         commit_properties=CommitProperties(custom_metadata={COMMIT_KEY: source.key, COMMIT_ETAG: source.etag}),
     )
     return LakeWrite(target.uri, table.version(), count.rows)
