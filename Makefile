@@ -3,9 +3,22 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install test test-fast lint-imports bench demo up down status clean
+.PHONY: install browser test test-fast lint-imports bench demo up down status clean
 
-install: $(STAMP)
+install: $(STAMP) browser
+
+# Headless Chromium and its driver from Debian's packages, for the console's browser tests
+# and docs/screenshots.py (Selenium is pointed at /usr/bin/chromedriver: nothing is
+# downloaded at test time). Skipped when both are there; needs root (CI runs as root).
+BROWSER_PACKAGES := chromium chromium-driver fonts-dejavu-core
+
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(BROWSER_PACKAGES); \
+	else \
+	  echo "make browser: run as root, or: sudo apt-get install $(BROWSER_PACKAGES)" >&2; exit 1; \
+	fi
 
 # uv (from PyPI) builds the venv in seconds; the venv is rebuilt when pyproject.toml changes.
 UV := python3 -m uv

@@ -41,7 +41,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.own_stack import own_stack, percentile  # noqa: E402
+from bench.own_stack import cpu_seconds_by_service, own_stack, percentile  # noqa: E402
 from ivi.settings import Settings  # noqa: E402
 from tests.load_support import (  # noqa: E402
     CONTRACTS,
@@ -135,7 +135,13 @@ def main() -> int:
     with own_stack() as settings:
         print(HEADER, flush=True)
         for concurrency in levels:
+            before = cpu_seconds_by_service(settings)
             print(run_level(settings, concurrency, args.files, args.timeout), flush=True)
+            after = cpu_seconds_by_service(settings)
+            used = {name: after[name] - before.get(name, 0.0) for name in after}
+            print("            CPU s per file: " + ", ".join(
+                f"{name} {seconds / args.files:.3f}" for name, seconds in sorted(used.items(), key=lambda i: -i[1])
+            ) + f"; total {sum(used.values()) / args.files:.3f}", flush=True)
     return 0
 
 

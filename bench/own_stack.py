@@ -39,3 +39,28 @@ def percentile(values: list[float], share: float) -> float:
     """The value at `share` (0..1) of the sorted values, nearest rank."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def cpu_seconds_by_service(settings: Settings) -> dict[str, float]:
+    """CPU seconds (user + system) each service of the stack has used so far, its children
+    included (the flow runs are the pre-warmed engine's children; PostgreSQL's backends the
+    postmaster's): on shared cores the wall clock says little, the CPU a file costs says
+    what the stack could do on cores of its own."""
+    import psutil
+
+    totals: dict[str, float] = {}
+    for pid_file in sorted((settings.data_dir / "pids").glob("*.pid")):
+        try:
+            leader = psutil.Process(int(pid_file.read_text().split()[0]))
+            members = [leader, *leader.children(recursive=True)]
+        except (psutil.Error, ValueError, IndexError):
+            continue
+        seconds = 0.0
+        for process in members:
+            try:
+                times = process.cpu_times()
+            except psutil.Error:
+                continue
+            seconds += times.user + times.system + times.children_user + times.children_system
+        totals[pid_file.stem] = seconds
+    return totals

@@ -13,7 +13,7 @@ PIPELINE_BLOCK = "ivi-pipeline"
 
 
 class PipelineBuckets(Block):
-    """Where uploads arrive and where each kind of output goes."""
+    """Where uploads arrive, where each kind of output goes, where contracts are read."""
 
     _block_type_name = "IVI Pipeline Buckets"
     _description = "The buckets of Mini Pipeline IVI: uploads, clean outputs and reports, quarantine, the Delta Lake tables."
@@ -23,6 +23,12 @@ class PipelineBuckets(Block):
     quarantine_bucket: str = "quarantine"
     # issue 15: the Delta Lake tables, one per contract at s3://<lake_bucket>/<contract>
     lake_bucket: str = "lake"
+    # Where the flows look a contract up, store first (docs/contracts.md): the contracts
+    # `ivi contract publish` puts at `<processed_bucket>/<contracts_prefix><name>.toml`
+    # ("" = the store is not read), then the directory `contracts_dir` of the worker's
+    # file system ("" = the repository's `contracts/`, in the image at /app/contracts).
+    contracts_prefix: str = "_ivi/contracts/"
+    contracts_dir: str = ""
 
 
 def load_buckets() -> PipelineBuckets:

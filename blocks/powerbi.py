@@ -44,8 +44,12 @@ _TOKEN_LOCK = threading.RLock()
 
 
 def block_name(contract: str) -> str:
-    """The block a contract's rows go to: `powerbi-<contract>`."""
-    return f"powerbi-{contract}"
+    """The block a contract's rows go to: `powerbi-<contract>`, its `_` written `-`.
+
+    Prefect refuses a block name with `_` (lower-case letters, digits and dashes only), and a
+    contract name has no `-`, so `obitos_2020` -> `powerbi-obitos-2020` names one contract.
+    """
+    return f"powerbi-{contract.replace('_', '-')}"
 
 
 class PowerBIStreamingDataset(Block):

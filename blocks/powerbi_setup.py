@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
@@ -32,16 +33,22 @@ from pydantic import SecretStr
 
 from blocks.powerbi import LOOPBACK_HOSTS, PowerBIPushDataset, PowerBIStreamingDataset, block_name
 from blocks.settings import SetupSettings
-from processing.contract import Contract, available_contracts, load_contract
+from processing.contract import DEFAULT_CONTRACTS_DIR, Contract, available_contracts, load_contract
 
 STANDIN_TENANT = "ivi-standin"
 REGISTER_TIMEOUT = (5.0, 30.0)
 DestinationBlock = PowerBIStreamingDataset | PowerBIPushDataset
 
 
-def powerbi_contracts() -> list[Contract]:
-    """The contracts whose rows go to Power BI (those with a `[powerbi] table`)."""
-    return [c for name in available_contracts() if (c := load_contract(name)).powerbi_table]
+def powerbi_contracts(directory: Path = DEFAULT_CONTRACTS_DIR) -> list[Contract]:
+    """The contracts of `directory` whose rows go to Power BI (those with a `[powerbi] table`).
+
+    Published contracts get theirs from `ivi contract publish`.
+    """
+    return [
+        c for name in available_contracts(directory)
+        if (c := load_contract(name, directory)).powerbi_table
+    ]
 
 
 def standin_dataset_id(contract: str) -> str:
@@ -144,12 +151,18 @@ def save_destination(block: DestinationBlock | None, contract: str) -> None:
 
 def register_powerbi_blocks(settings: SetupSettings) -> list[tuple[str, str]]:
     """Save every contract's Power BI block; (block name, where its rows go) for each."""
-    saved: list[tuple[str, str]] = []
-    for contract in powerbi_contracts():
-        block, where = choose_destination(contract, settings)
-        save_destination(block, contract.name)
-        saved.append((block_name(contract.name), where))
-    return saved
+    return [
+        register_powerbi_block(contract, settings)
+        for contract in powerbi_contracts(settings.contracts_directory)
+    ]
+
+
+def register_powerbi_block(contract: Contract, settings: SetupSettings) -> tuple[str, str]:
+    """Save one contract's Power BI block (the setup step's rules above); (its name, where
+    its rows go). `ivi contract publish` calls it for the contract it publishes."""
+    block, where = choose_destination(contract, settings)
+    save_destination(block, contract.name)
+    return block_name(contract.name), where
 
 
 def _client_secret(settings: SetupSettings) -> str:

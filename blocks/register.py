@@ -24,6 +24,8 @@ def register_blocks(settings: SetupSettings) -> list[str]:
         processed_bucket=settings.processed_bucket,
         quarantine_bucket=settings.quarantine_bucket,
         lake_bucket=settings.lake_bucket,
+        contracts_prefix=settings.contracts_prefix,
+        contracts_dir=settings.contracts_dir,
     ).save(PIPELINE_BLOCK, overwrite=True)
     powerbi = [f"{name} ({where})" for name, where in register_powerbi_blocks(settings)]
     return [*objectstore, PIPELINE_BLOCK, *powerbi]

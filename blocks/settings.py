@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+
+from processing.contract import DEFAULT_CONTRACTS_DIR
 
 ENV_PREFIX = "IVI_"
 # Per-contract Power BI settings, `IVI_POWERBI_<CONTRACT>_<SETTING>` (e.g.
@@ -77,6 +80,11 @@ class SetupSettings(BaseSettings):
     processed_bucket: str = "processed"
     quarantine_bucket: str = "quarantine"
     lake_bucket: str = "lake"  # the Delta Lake tables, s3://<lake_bucket>/<contract>
+    # Published contracts: `<processed_bucket>/<contracts_prefix><name>.toml` ("" = none);
+    # the image's own: `contracts_dir` ("" = the repository's `contracts/`). Saved in block
+    # `ivi-pipeline`, which the flows and `ivi contract publish` read.
+    contracts_prefix: str = "_ivi/contracts/"
+    contracts_dir: str = ""
 
     # Power BI stand-in (used by the export).
     powerbi_port: int = 8765
@@ -107,6 +115,14 @@ class SetupSettings(BaseSettings):
 
     # The local stand-in's push keys are derived from it (blocks/powerbi_setup.py).
     webhook_token: SecretStr = SecretStr("")
+
+    @field_validator("contracts_prefix")
+    @classmethod
+    def _contracts_prefix_is_pipeline_state(cls, prefix: str) -> str:
+        """A folder under `_`, where no output can land (objectstore.store.output_base)."""
+        if prefix and not (prefix.startswith("_") and prefix.endswith("/")):
+            raise ValueError(f"IVI_CONTRACTS_PREFIX must start with `_` and end with `/` (or be empty), not {prefix!r}")
+        return prefix
 
     @classmethod
     def settings_customise_sources(
@@ -198,6 +214,11 @@ class SetupSettings(BaseSettings):
     def powerbi_authority(self) -> str:
         """The Entra ID authority host: the configured one, or the local stand-in."""
         return (self.powerbi_authority_host or self.powerbi_url).rstrip("/")
+
+    @property
+    def contracts_directory(self) -> Path:
+        """The image's contracts: `contracts_dir`, or the repository's `contracts/`."""
+        return Path(self.contracts_dir) if self.contracts_dir else DEFAULT_CONTRACTS_DIR
 
     @property
     def buckets(self) -> dict[str, str]:

@@ -44,6 +44,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect.workers.process import ProcessWorker
 
 from blocks.powerbi_setup import powerbi_contracts
+from processing.contract import DEFAULT_CONTRACTS_DIR
 from blocks.register import register_blocks
 from flows.export_powerbi import (
     RATE_LIMIT_SLOT_DECAY_PER_SECOND,
@@ -73,9 +74,14 @@ def pool_job_template() -> dict[str, Any]:
     is not there: the pool works either way.
     """
     template = ProcessWorker.get_default_base_job_template()
-    template["variables"]["properties"]["command"]["default"] = (
-        f"{sys.executable} {Path(prewarmed_start.__file__).resolve()}"
-    )
+    properties = template["variables"]["properties"]
+    # -S: the launcher needs the standard library only, not the site-packages' start-up
+    properties["command"]["default"] = f"{sys.executable} -S {Path(prewarmed_start.__file__).resolve()}"
+    # Runs start in the project directory (where the setup step runs: the repository, /app in
+    # the images), the flows' entrypoints being relative to it. prefect.yaml has no pull step
+    # to get there: a `set_working_directory` step costs every run two API clients and an
+    # event, in the worker and again in the run (docs/shared-state.md, throughput).
+    properties["working_dir"]["default"] = str(Path.cwd().resolve())
     return template
 
 
@@ -117,15 +123,19 @@ def ensure_rate_limit(
     return "updated"
 
 
-def ensure_powerbi_rate_limits(client: SyncPrefectClient) -> list[tuple[str, str]]:
-    """One rate limit per contract with a Power BI table; (name, what was done) for each."""
-    return [
-        (
-            name := rate_limit_name(contract.name),
-            ensure_rate_limit(client, name, POWERBI_LIMIT_SLOTS, POWERBI_SLOT_DECAY_PER_SECOND),
-        )
-        for contract in powerbi_contracts()
-    ]
+def ensure_powerbi_rate_limits(
+    client: SyncPrefectClient, directory: Path = DEFAULT_CONTRACTS_DIR
+) -> list[tuple[str, str]]:
+    """One rate limit per contract of `directory` with a Power BI table; (name, what was
+    done) for each."""
+    return [ensure_powerbi_rate_limit(client, contract.name) for contract in powerbi_contracts(directory)]
+
+
+def ensure_powerbi_rate_limit(client: SyncPrefectClient, contract: str) -> tuple[str, str]:
+    """The rate limit of one contract's dataset; (its name, what was done). `ivi contract
+    publish` calls it for the contract it publishes."""
+    name = rate_limit_name(contract)
+    return name, ensure_rate_limit(client, name, POWERBI_LIMIT_SLOTS, POWERBI_SLOT_DECAY_PER_SECOND)
 
 
 def deploy_all(settings: SetupSettings, prefect_file: Path = PREFECT_FILE) -> None:
@@ -231,7 +241,7 @@ def apply(settings: SetupSettings) -> None:
     for name in register_blocks(settings):
         print(f"saved block {name}")
     with get_client(sync_client=True) as client:
-        for name, done in ensure_powerbi_rate_limits(client):
+        for name, done in ensure_powerbi_rate_limits(client, settings.contracts_directory):
             print(f"rate limit {name}: {done}")
     deploy_all(settings)
     with get_client(sync_client=True) as client:

@@ -20,8 +20,6 @@ from pathlib import Path
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from processing.contract import load_contract
-from processing.errors import ContractError
 from processing.pii import mask_rejected_row
 
 SAMPLE_ROWS = 20
@@ -126,15 +124,11 @@ def rejected_sample(
     return rows
 
 
-def pii_columns_of(contract: object) -> frozenset[str]:
-    """The report's contract's pii columns (none when the contract is unknown)."""
-    try:
-        return load_contract(str(contract)).pii_columns if contract else frozenset()
-    except ContractError:
-        return frozenset()
-
-
-def publish_artifacts(report: dict[str, object], rejected_csv: Path | None) -> None:
+def publish_artifacts(
+    report: dict[str, object], rejected_csv: Path | None, pii_columns: Collection[str]
+) -> None:
+    """The run's summary and rejected sample; `pii_columns` are those of the contract the run
+    used (published or the image's), masked in the sample."""
     key = str(report["source_key"])
     create_markdown_artifact(
         summary_markdown(report),
@@ -142,7 +136,7 @@ def publish_artifacts(report: dict[str, object], rejected_csv: Path | None) -> N
         description=f"Data-quality report of {escape_markdown(key)}",
     )
     create_table_artifact(
-        rejected_sample(rejected_csv, pii_columns=pii_columns_of(report.get("contract"))),
+        rejected_sample(rejected_csv, pii_columns=pii_columns),
         key=artifact_key("rejected", key),
         description=(
             f"Up to {SAMPLE_ROWS} quarantined rows of {escape_markdown(key)}, with their reasons "

@@ -27,16 +27,19 @@ from blocks.objectstore import MINIO_CREDENTIALS_BLOCK, RESULT_STORAGE
 from blocks.pipeline import PipelineBuckets, load_buckets
 from objectstore import store
 from flows.artifacts import publish_artifacts
+from flows.contracts import ResolvedContract, UnknownContract, resolve_contract
 from flows.export_lake import export_lake
 from flows.export_powerbi import export_powerbi
+from flows.powerbi_deferral import record_deferral
 from flows.run_context import current_flow_run_id
 from flows.version_lock import take_version_lock, version_lock
 from objectstore.lease import ObjectStoreLease
-from processing.contract import Contract, ContractError, contract_for_key, load_contract
+from processing.contract import Contract, ContractError, contract_for_key
 from processing.errors import FileRejected
 from processing.report import Report
 from processing.run import map_header, process_file
 from processing.source import TextSource
+from powerbi.push import DEFERRED, SKIPPED, TABLE_FULL
 
 TRANSIENT_S3_ERRORS = (HTTPError, ConnectionError, TimeoutError)
 
@@ -129,14 +132,22 @@ def _disk_is_full(error: OSError) -> bool:
     return error.errno in (errno.ENOSPC, errno.EDQUOT) or f"(os error {errno.ENOSPC})" in str(error)
 
 
-def _resolve_contract(key: str, contract: str | None) -> Contract:
+def _resolve_contract(
+    client: Minio, buckets: PipelineBuckets, key: str, contract: str | None
+) -> ResolvedContract:
+    """The published contract of the key's folder (or `contract=`), else the image's file."""
     name = contract or contract_for_key(key)
     try:
-        return load_contract(name)
-    except ContractError as error:
+        return resolve_contract(client, buckets, name)
+    except UnknownContract as error:
         raise FileRejected(
             f"no contract for `{key}`: {error}; put the file under a folder named after its "
             "contract or pass contract="
+        ) from None
+    except ContractError as error:  # a contract file the parser refuses (put in place by hand)
+        raise FileRejected(
+            f"the contract for `{key}` is not valid: {error}; fix it and publish it with "
+            "`ivi contract publish`"
         ) from None
 
 
@@ -194,8 +205,10 @@ def _process_version(
     with tempfile.TemporaryDirectory(prefix="ivi-") as temp:
         work = Path(temp)
         try:
-            contract = _resolve_contract(version.key, contract_name)
+            resolved = _resolve_contract(client, buckets, version.key, contract_name)
+            contract = resolved.contract
             document["contract"] = contract.name
+            document.update(resolved.as_report())
             local = fetch(client, version, work)
             validate(local, contract)
             report = clean(local, contract, work / "out")
@@ -206,12 +219,13 @@ def _process_version(
                 reason=reason,
                 contract=document.get("contract", contract_name or ""),
                 input_rows=0, exported_rows=0, quarantined_rows=0, duplicate_rows=0,
+                powerbi=SKIPPED, powerbi_skipped="the file is rejected as a whole",
                 outputs={"original": quarantine_original(client, buckets, version)},
                 duration_s=round(time.perf_counter() - started, 3),
             )
             lease.check()
             write_report(client, buckets, keys, document)
-            publish_artifacts(document, None)
+            publish_artifacts(document, None, pii_columns=())
             get_run_logger().warning("%s rejected: %s; the original is in s3://%s/%s",
                                      version.key, reason, buckets.quarantine_bucket, keys.original)
             return Failed(message=f"{version.key} rejected: {reason}")
@@ -230,7 +244,8 @@ def _process_version(
         lease.check()
         csv_future = export_csv.submit(client, buckets, report, keys)
         powerbi_future = export_powerbi.submit(
-            Path(report.outputs["csv"]), contract, report.columns, f"{version.bucket}/{version.key}@{version.etag}"
+            Path(report.outputs["csv"]), contract, report.columns, f"{version.bucket}/{version.key}@{version.etag}",
+            f"s3://{buckets.processed_bucket}/{keys.csv}",
         )
         lake_future = export_lake.submit(
             client, buckets, credentials, Path(report.outputs["csv"]), contract, version, report.exported_rows,
@@ -238,6 +253,11 @@ def _process_version(
         outputs = csv_future.result()
         powerbi = powerbi_future.result()
         lake = lake_future.result()
+        if powerbi.status == DEFERRED and powerbi.retry_at:  # kept before the report says so
+            record_deferral(client, buckets.processed_bucket, version, contract, report.columns,
+                            Path(report.outputs["csv"]), keys, powerbi.retry_at)
+        if powerbi.status in (DEFERRED, TABLE_FULL):
+            get_run_logger().warning("%s: Power BI %s: %s", version.key, powerbi.status, powerbi.message)
         body = report.to_dict()
         body.pop("source", None)
         document.update(body)
@@ -245,7 +265,7 @@ def _process_version(
         document["duration_s"] = round(time.perf_counter() - started, 3)
         lease.check()
         outputs["report"] = write_report(client, buckets, keys, document)
-        publish_artifacts(document, rejected_local)
+        publish_artifacts(document, rejected_local, pii_columns=contract.pii_columns)
         if report.quarantined_rows:
             get_run_logger().warning("%s: %d of %d rows quarantined, with their reasons in s3://%s/%s",
                                      version.key, report.quarantined_rows, report.input_rows,

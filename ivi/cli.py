@@ -65,7 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
         "create-dataset",
         help="create a push dataset from a contract (REST API) and save its block",
     )
-    create.add_argument("--contract", required=True, help="contract name, e.g. vendas")
+    create.add_argument(
+        "--contract", required=True,
+        help="contract name, e.g. vendas, or the path of a contract's .toml (a published one)",
+    )
+    create.add_argument(
+        "--retention", choices=("basicFIFO", "none"), default="basicFIFO",
+        help="the dataset's defaultRetentionPolicy: basicFIFO keeps each table's latest "
+        "200,000 rows (default); none keeps every row, up to 5,000,000 per table",
+    )
     return parser
 
 
@@ -117,7 +125,7 @@ def _powerbi(args: argparse.Namespace) -> int:
     from processing.contract import ContractError
 
     try:
-        create_dataset(args.contract, load_settings())
+        create_dataset(args.contract, load_settings(), retention=args.retention)
     except (PowerBIError, ContractError, ValueError) as error:
         print(f"ivi powerbi create-dataset: {error}", file=sys.stderr)
         return EXIT_REJECTED

@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ivi.settings import PROJECT_DIR, Settings
+from ivi.settings import ENV_FILE, PROJECT_DIR, Settings
 
 # The prototype's two sample files, kept in the repository (the tests read them too).
 SAMPLES_DIR = PROJECT_DIR / "samples"
@@ -80,6 +80,9 @@ def run_demo(settings: Settings | None = None) -> int:
     print(f"reports:         s3://{settings.processed_bucket}/_reports/<key>.json")
     print(f"Delta tables:    s3://{settings.lake_bucket}/<contract>  (`ivi lake show vendas`)")
     print(f"Prefect UI:      {settings.prefect_ui_url}")
+    print(f"console:         {settings.console_url}  (upload files, follow them, replay quarantines)")
+    print(f"  sign in as:    {settings.console_user}, with the password IVI_CONSOLE_PASSWORD of "
+          f"{ENV_FILE} (`grep IVI_CONSOLE_PASSWORD {ENV_FILE}`)")
     print("the stack keeps running: `ivi down` (or `make down`) stops it")
     print(json.dumps({"reports": len(reports), "expected": len(uploaded_at)}))
     return 0 if len(reports) == len(uploaded_at) else 1

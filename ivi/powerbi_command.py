@@ -7,6 +7,10 @@ dataset's id. By default the API and the authority are the local stand-in; set
 `IVI_POWERBI_API_URL`, `IVI_POWERBI_AUTHORITY_HOST`, `IVI_POWERBI_TENANT_ID`,
 `IVI_POWERBI_CLIENT_ID`, `IVI_POWERBI_CLIENT_SECRET` and `IVI_POWERBI_WORKSPACE_ID` for a real
 tenant.
+
+`--retention` is the API's `defaultRetentionPolicy`: `basicFIFO` (the default here) keeps a
+table's latest 200,000 rows and never fills; `none` keeps every row up to 5,000,000 per table,
+after which Power BI refuses more (docs/powerbi.md, "Which retention policy").
 """
 
 from __future__ import annotations
@@ -22,6 +26,17 @@ from ivi.settings import Settings
 from processing.contract import Contract, load_contract
 
 CREATE_TIMEOUT = (10.0, 60.0)
+#: `--retention` choices -> the REST API's `defaultRetentionPolicy` values.
+RETENTION_POLICIES = {"basicFIFO": "basicFIFO", "none": "None"}
+DEFAULT_RETENTION = "basicFIFO"
+
+
+def retention_policy(choice: str) -> str:
+    """The API's spelling of a `--retention` choice (`basicFIFO` or `none`, any case)."""
+    for name, policy in RETENTION_POLICIES.items():
+        if choice.lower() == name.lower():
+            return policy
+    raise ValueError(f"--retention {choice!r} is not one of {', '.join(RETENTION_POLICIES)}")
 
 
 def dataset_definition(contract: Contract) -> dict[str, Any]:
@@ -44,11 +59,16 @@ def dataset_definition(contract: Contract) -> dict[str, Any]:
 
 
 def create_push_dataset(
-    block: PowerBIPushDataset, definition: dict[str, Any], session: requests.Session
+    block: PowerBIPushDataset,
+    definition: dict[str, Any],
+    session: requests.Session,
+    retention: str = DEFAULT_RETENTION,
 ) -> str:
-    """POST the definition to the block's workspace; the new dataset's id."""
+    """POST the definition to the block's workspace with `?defaultRetentionPolicy=`; the new
+    dataset's id."""
     response = session.post(
         block.datasets_url(),
+        params={"defaultRetentionPolicy": retention_policy(retention)},
         json=definition,
         headers={"Authorization": f"Bearer {block.get_token()}"},
         timeout=CREATE_TIMEOUT,
@@ -68,18 +88,23 @@ def create_push_dataset(
 
 
 def create_dataset_block(
-    contract_name: str, settings: Settings, session: requests.Session | None = None
+    contract_name: str,
+    settings: Settings,
+    session: requests.Session | None = None,
+    retention: str = DEFAULT_RETENTION,
 ) -> PowerBIPushDataset:
     """Create the contract's push dataset and return its block, not yet saved."""
     contract = load_contract(contract_name)
     definition = dataset_definition(contract)
     block = push_dataset_block(contract, settings)
     with session or requests.Session() as http:
-        block.dataset_id = create_push_dataset(block, definition, http)
+        block.dataset_id = create_push_dataset(block, definition, http, retention)
     return block
 
 
-def create_dataset(contract_name: str, settings: Settings) -> str:
+def create_dataset(
+    contract_name: str, settings: Settings, retention: str = DEFAULT_RETENTION
+) -> str:
     """Create the push dataset, print its id, save block `powerbi-<contract>`; the id.
 
     The block is saved on the Prefect server the settings name (so run it after `ivi up`).
@@ -88,13 +113,14 @@ def create_dataset(contract_name: str, settings: Settings) -> str:
 
     from blocks.powerbi_setup import save_destination
 
-    block = create_dataset_block(contract_name, settings)
-    name = block_name(contract_name)
+    contract = load_contract(contract_name).name  # a name, or the path of a published contract's file
+    block = create_dataset_block(contract_name, settings, retention=retention)
+    name = block_name(contract)
     with temporary_settings({PREFECT_API_URL: settings.prefect_api_url}):
         # also removes a streaming block of the same name, which the export would load first
-        save_destination(block, contract_name)
+        save_destination(block, contract)
     print(
-        f"created Power BI dataset {block.dataset_id} for contract {contract_name}; "
-        f"saved block {name}"
+        f"created Power BI dataset {block.dataset_id} for contract {contract} "
+        f"(retention {retention_policy(retention)}); saved block {name}"
     )
     return block.dataset_id

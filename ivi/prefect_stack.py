@@ -55,9 +55,34 @@ def env(settings: Settings) -> dict[str, str]:
             # the work pool's job command finds the pre-warmed engine here
             "IVI_PREWARMED_ENGINE_SOCKET": str(settings.engine_socket),
             "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_DIR), os.environ.get("PYTHONPATH")])),
+            **_plain_http_api_ca_file(settings),
         }
     )
     return result
+
+
+def _plain_http_api_ca_file(settings: Settings) -> dict[str, str]:
+    """A one-certificate CA file for Prefect's clients when the API is plain HTTP.
+
+    Prefect builds a certificate-verifying TLS context for every API client it makes, loading
+    the whole CA bundle (about 150 certificates, 15-20 ms of CPU) each time, even when the API
+    URL is http:// and no certificate is ever checked; a flow run makes about fifteen clients
+    (its engine, log and event workers, the suspension observer...), a quarter of its CPU.
+    With an http:// API the stack points `PREFECT_API_SSL_CERT_FILE` at a file holding the
+    bundle's first certificate only (a context still needs one). An https:// API keeps the
+    full bundle: this never weakens a verification that takes place.
+    """
+    if not settings.prefect_api_url.startswith("http://"):
+        return {}
+    import certifi
+
+    path = Path(prefect_home(settings)) / "plain-http-api-ca.pem"
+    if not path.exists():
+        bundle = Path(certifi.where()).read_text(encoding="ascii")
+        end = "-----END CERTIFICATE-----"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(bundle[: bundle.index(end) + len(end)] + "\n", encoding="ascii")
+    return {"PREFECT_API_SSL_CERT_FILE": str(path)}
 
 
 def server_env(settings: Settings) -> dict[str, str]:

@@ -1,7 +1,8 @@
 """The CLI's settings: the environment and `.env` in the project directory (where `ivi` runs).
 
 `Settings` is what the setup step reads (`blocks/settings.py`: store, buckets, Power BI, work
-pool) and what the relay reads (`relay/settings.py`), plus what only the embedded stack needs
+pool), what the relay reads (`relay/settings.py`) and what the console reads
+(`console/settings.py`, which extends those two), plus what only the embedded stack needs
 (SeaweedFS' ports, the worker's polling, the data dir). `ivi up` hands each child process its
 part through `Settings.child_env()`, so a test that builds its own `Settings` (other ports,
 another data dir) starts a stack that is entirely its own. The flows read none of this: they
@@ -15,8 +16,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from blocks.settings import ENV_PREFIX, SetupSettings
-from relay.settings import RelaySettings
+from blocks.settings import ENV_PREFIX
+from console.settings import ConsoleSettings
 
 # The project directory: `.env`, `prefect.yaml` and `contracts/` are read from where `ivi`
 # runs (as `docker compose` reads its files), so an installed `ivi` works as an editable one.
@@ -26,7 +27,7 @@ ENV_EXAMPLE_FILE = PROJECT_DIR / ".env.example"
 GRPC_PORT_OFFSET = 10000  # SeaweedFS' own default: a gRPC port is its HTTP port + 10000
 
 
-class Settings(SetupSettings, RelaySettings):
+class Settings(ConsoleSettings):
     """Settings of the embedded stack and of every process it starts (env prefix `IVI_`)."""
 
     model_config = SettingsConfigDict(

@@ -1,8 +1,8 @@
 """`ivi up`, `ivi down`, `ivi status`: the embedded stack on one machine, without Docker.
 
     SeaweedFS (S3 + filer webhook) --> relay --> Prefect server --> worker --> flows
-                                                       |            Power BI stand-in <--' (export)
-                                                   PostgreSQL
+        ^                                              |            Power BI stand-in <--' (export)
+        '-- console (uploads, status, replays)     PostgreSQL
 
 Each service is a background process in its own session, with its pid in
 `<data>/pids/<name>.pid` and its output in `<data>/logs/<name>.log`; `up` starts only what is
@@ -37,6 +37,7 @@ from ivi.processes import (
 from ivi.settings import ENV_EXAMPLE_FILE, ENV_FILE, PROJECT_DIR, Settings
 
 RELAY = "relay"
+CONSOLE = "console"
 START_TIMEOUT_SECONDS = 180.0  # a cold Prefect server takes 20-60 s on a busy 2-core machine
 STOP_TIMEOUT_SECONDS = 10.0
 # `.env` values `ivi up` generates when it creates the file.
@@ -46,6 +47,8 @@ _GENERATED_SECRETS: dict[str, Callable[[], str]] = {
     "IVI_WEBHOOK_TOKEN": lambda: secrets.token_urlsafe(32),
     "IVI_POWERBI_STANDIN_ADMIN_TOKEN": lambda: secrets.token_urlsafe(32),
     "IVI_POSTGRES_PASSWORD": lambda: secrets.token_urlsafe(32),
+    "IVI_CONSOLE_PASSWORD": lambda: secrets.token_urlsafe(12),
+    "IVI_CONSOLE_SESSION_SECRET": lambda: secrets.token_urlsafe(32),
 }
 
 
@@ -61,6 +64,10 @@ def relay_is_ready(settings: Settings) -> bool:
     return httpx.get(f"{settings.relay_url}/healthz", timeout=2).status_code == 200
 
 
+def console_is_ready(settings: Settings) -> bool:
+    return httpx.get(f"{settings.console_url}/healthz", timeout=2).status_code == 200
+
+
 def _worker_is_alive(settings: Settings) -> bool:
     return True  # its pid is the only cheap signal; `up` waits for its first heartbeat
 
@@ -70,6 +77,7 @@ SERVICES = (
     Service(seaweed.SERVICE, seaweed.is_ready),
     Service(prefect_stack.SERVER, prefect_stack.server_is_ready),
     Service(RELAY, relay_is_ready),
+    Service(CONSOLE, console_is_ready),
     Service(standin.SERVICE, standin.is_ready),
     Service(prefect_stack.WORKER, _worker_is_alive),
     Service(prefect_stack.ENGINE, prefect_stack.engine_is_ready),
@@ -143,6 +151,10 @@ def _server_launches(settings: Settings) -> list[Launch]:
         Launch(
             RELAY, "the relay", settings.relay_host, {"relay": settings.relay_port},
             relay_command(settings), prefect_env, PROJECT_DIR,
+        ),
+        Launch(
+            CONSOLE, "the console", settings.console_host, {"console": settings.console_port},
+            console_command(settings), prefect_env, PROJECT_DIR,
         ),
         # Before the configuration is applied: the blocks register their datasets in it.
         Launch(
@@ -238,6 +250,14 @@ def relay_command(settings: Settings) -> list[str]:
     ]
 
 
+def console_command(settings: Settings) -> list[str]:
+    return [
+        sys.executable, "-m", "uvicorn", "--factory", "console.app:create_app",
+        "--host", settings.console_host, "--port", str(settings.console_port),
+        "--log-level", "info",
+    ]
+
+
 def _require_secrets(settings: Settings) -> None:
     missing = [
         name
@@ -314,7 +334,7 @@ def add_missing_secrets(env_file: Path = ENV_FILE) -> list[str]:
 # SeaweedFS hang until SIGKILL.
 STOP_WAVES = (
     (prefect_stack.WORKER, prefect_stack.ENGINE, seaweed.SERVICE),
-    (RELAY, prefect_stack.SERVER, standin.SERVICE),
+    (RELAY, CONSOLE, prefect_stack.SERVER, standin.SERVICE),
     (postgres.SERVICE,),
 )
 
@@ -344,6 +364,7 @@ def describe(settings: Settings) -> dict[str, object]:
         "prefect_api_url": settings.prefect_api_url,
         "prefect_ui_url": settings.prefect_ui_url,
         "relay_url": settings.relay_url,
+        "console_url": settings.console_url,
         "powerbi_standin_url": settings.powerbi_standin_url,
         "buckets": dict(settings.buckets),
         "services": {
@@ -372,6 +393,8 @@ def _print_endpoints(settings: Settings) -> None:
     print(f"Prefect UI       {settings.prefect_ui_url}")
     print(f"Prefect API      {settings.prefect_api_url}")
     print(f"relay            {settings.relay_url}  (POST /minio/events, /seaweedfs/events)")
+    print(f"console          {settings.console_url}  (sign in as {settings.console_user}, "
+          "password IVI_CONSOLE_PASSWORD of .env)")
     print(f"Power BI stand-in {settings.powerbi_standin_url}  (local stand-in, not Power BI; "
           "rows page at /, password IVI_POWERBI_STANDIN_ADMIN_TOKEN of .env when set)")
     print(f"logs             {settings.data_dir / 'logs'}")

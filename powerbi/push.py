@@ -8,6 +8,10 @@ numbered, deterministic batches within the service's limits; then:
   retries with bounded exponential backoff, a 401 refreshes the token once, and any other
   refusal raises with the service's own message. Neither the push key nor the token ever
   appears in an exception or a log line.
+- A 429 asking for more than about a minute (`RetryPolicy.defer_after`: the hourly caps,
+  120 POSTs an hour once a table holds 250,000 rows, or 1,000,000 rows an hour) is not waited
+  for: `PowerBIThrottled` says until when, and the caller defers the rest of the push instead
+  of holding a worker for an hour. A table at its row cap raises `PowerBITableFull`.
 
 A destination is anything with the `Destination` methods; the blocks in `blocks/powerbi.py`
 are the two real ones.
@@ -48,6 +52,8 @@ __all__ = [
     "PostStats",
     "PowerBIError",
     "PowerBIRejected",
+    "PowerBITableFull",
+    "PowerBIThrottled",
     "PowerBIUnavailable",
     "PushSummary",
     "RetryPolicy",
@@ -76,6 +82,38 @@ class PowerBIRejected(PowerBIError):
 
     Retrying the same batch cannot help: the task should fail with this message.
     """
+
+
+class PowerBITableFull(PowerBIRejected):
+    """The table holds all the rows it may (5,000,000 without a retention policy): no retry
+    can help until the dataset changes (a basicFIFO dataset, or a new table)."""
+
+
+class PowerBIThrottled(PowerBIError):
+    """A 429 whose Retry-After is longer than the caller will wait: push later.
+
+    `retry_after` is the service's wait in seconds, as it asked (a day at most).
+    """
+
+    def __init__(
+        self, message: str, *, retry_after: float, status: int | None = 429, code: str | None = None
+    ) -> None:
+        super().__init__(message, status=status, code=code)
+        self.retry_after = retry_after
+
+
+#: Error codes of a refusal at a table's row cap. Microsoft documents the cap (5,000,000 rows
+#: per table without a retention policy), not its answer: this is the stand-in's code, and
+#: the message test below catches the same refusal worded otherwise.
+TABLE_FULL_CODES = frozenset({"RowLimitExceeded"})
+_TABLE_FULL_WORDS = re.compile(r"(max(imum)?|limit)\b.*\brows\b.*\b(table|stored)", re.IGNORECASE)
+
+
+def is_table_full(status: int, code: str | None, message: str) -> bool:
+    """True when a 4xx answer says the table cannot take more rows."""
+    if status in (429,) or not 400 <= status < 500:
+        return False
+    return (code in TABLE_FULL_CODES) or bool(_TABLE_FULL_WORDS.search(message))
 
 
 class PowerBIUnavailable(PowerBIError):
@@ -172,14 +210,20 @@ class RetryPolicy:
     max_throttled: int = 20  # 429s answered for one batch
     default_retry_after: float = 1.0  # when a 429 has no usable Retry-After
     max_retry_after: float = 600.0  # a longer Retry-After is waited for this long at most
+    # A 429 asking for longer than this is not waited for (`PowerBIThrottled`): the hourly
+    # caps answer with up to an hour, and a worker must not sit that out.
+    defer_after: float = 60.0
     timeout: tuple[float, float] = (10.0, 120.0)  # connect, read
 
     def backoff(self, failures: int) -> float:
         return float(min(self.backoff_max, self.backoff_base * 2 ** (failures - 1)))
 
 
-def retry_after_seconds(value: str | None, policy: RetryPolicy) -> float:
-    """Seconds a 429 asks to wait: `Retry-After` as seconds or as an HTTP date."""
+MAX_REQUESTED_WAIT = 86_400.0  # a Retry-After beyond a day is taken as a day
+
+
+def requested_wait(value: str | None, policy: RetryPolicy) -> float:
+    """Seconds a 429 asks to wait, as asked: `Retry-After` as seconds or as an HTTP date."""
     if not value:
         return policy.default_retry_after
     try:
@@ -191,7 +235,12 @@ def retry_after_seconds(value: str | None, policy: RetryPolicy) -> float:
             return policy.default_retry_after
     if not math.isfinite(seconds):
         return policy.default_retry_after
-    return min(max(seconds, 0.0), policy.max_retry_after)
+    return min(max(seconds, 0.0), MAX_REQUESTED_WAIT)
+
+
+def retry_after_seconds(value: str | None, policy: RetryPolicy) -> float:
+    """Seconds `post_batch` waits for a 429: what it asks, at most `max_retry_after`."""
+    return min(requested_wait(value, policy), policy.max_retry_after)
 
 
 def service_message(response: requests.Response) -> tuple[str | None, str]:
@@ -279,6 +328,14 @@ def post_batch(
         message = redact(message, secrets)
         if status == 429:
             stats.throttled += 1
+            asked = requested_wait(response.headers.get("Retry-After"), policy)
+            if asked > policy.defer_after:
+                raise PowerBIThrottled(
+                    f"batch {batch.number} to {where}: throttled for {asked:.0f} s, longer than "
+                    f"the {policy.defer_after:.0f} s a push waits: {message}",
+                    retry_after=asked,
+                    code=code,
+                )
             if stats.throttled > policy.max_throttled:
                 raise PowerBIUnavailable(
                     f"batch {batch.number} to {where}: still throttled after "
@@ -311,7 +368,8 @@ def post_batch(
             refreshed = True
             log.info("batch %d to %s: 401, token refreshed; retrying", batch.number, where)
             continue
-        raise PowerBIRejected(
+        refusal = PowerBITableFull if is_table_full(status, code, message) else PowerBIRejected
+        raise refusal(
             f"batch {batch.number} to {where} refused with HTTP {status}"
             f"{f' {code}' if code else ''}: {message}",
             status=status,
@@ -319,9 +377,20 @@ def post_batch(
         )
 
 
+PUSHED = "pushed"  # every batch accepted (a file with no clean row too)
+DEFERRED = "deferred"  # throttled for long: the rest is pushed later by the catch-up
+TABLE_FULL = "table_full"  # the table is at its row cap: nothing more can be pushed there
+SKIPPED = "skipped"  # no Power BI destination for the contract, or nothing to push
+
+
 @dataclass
 class PushSummary:
-    """What a whole push did, for the run report (no secrets: `destination` is described)."""
+    """What a whole push did, for the run report (no secrets: `destination` is described).
+
+    `status` is one of PUSHED, DEFERRED, TABLE_FULL, SKIPPED; `posts` counts the POST
+    requests made (retries included, batches found in the cache excluded) and `throttled`
+    the 429 answers among them.
+    """
 
     destination: str | None
     rows: int = 0
@@ -329,6 +398,15 @@ class PushSummary:
     strings_cut: int = 0
     infinite_nulled: int = 0
     skipped_reason: str | None = None
+    status: str = PUSHED
+    posts: int = 0
+    throttled: int = 0
+    message: str | None = None
+    retry_at: str | None = None  # DEFERRED: when the service said to come back (ISO, UTC)
+
+    def __post_init__(self) -> None:
+        if self.skipped_reason and self.status == PUSHED:
+            self.status = SKIPPED
 
     def add(self, batch: Batch) -> None:
         """Count a batch the service accepted."""
@@ -337,14 +415,24 @@ class PushSummary:
         self.strings_cut += batch.strings_cut
         self.infinite_nulled += batch.infinite_nulled
 
+    def count_requests(self, stats: PostStats) -> None:
+        """Count the POSTs and 429s of one `post_batch`."""
+        self.posts += stats.attempts
+        self.throttled += stats.throttled
+
     def as_report(self) -> dict[str, object]:
         return {
+            "powerbi": self.status,
             "powerbi_destination": self.destination,
             "powerbi_rows": self.rows,
             "powerbi_batches": self.batches,
             "powerbi_strings_cut": self.strings_cut,
             "powerbi_infinite_nulled": self.infinite_nulled,
+            "powerbi_posts": self.posts,
+            "powerbi_throttled": self.throttled,
             **({"powerbi_skipped": self.skipped_reason} if self.skipped_reason else {}),
+            **({"powerbi_message": self.message} if self.message else {}),
+            **({"powerbi_retry_at": self.retry_at} if self.retry_at else {}),
         }
 
 

@@ -4,8 +4,10 @@ With an admin token configured they all require it (`adminauth.py`), `/_standin/
 excepted.
 
 Datasets with their counts and latest rows, the accepted POSTs' times, every rows request
-with its answer, registering a dataset with a known id, key and limits, deleting rows,
-queueing faults, revoking tokens.
+with its answer, registering a dataset with a known id, key, limits and retention policy,
+deleting rows, seeding a table with a number of rows (to reach the per-table caps quickly),
+moving the stand-in's clock forward (to see an hourly window pass), queueing faults, revoking
+tokens.
 """
 
 from __future__ import annotations
@@ -21,18 +23,20 @@ from powerbi_standin.faults import parse_fault
 from powerbi_standin.httpio import error_response, read_admin_json
 from powerbi_standin.limits import Limits
 from powerbi_standin.page import render_page
-from powerbi_standin.service import new_push_key
+from powerbi_standin.service import new_push_key, table_cap
 from powerbi_standin.state import StandIn
 from powerbi_standin.store import Dataset
 from powerbi_standin.validation import (
     DEFAULT_MODES,
     Rejected,
     parse_dataset_definition,
+    parse_retention,
     parse_table,
 )
 
 PAGE_LATEST_ROWS = 5
 DEFAULT_GROUP = "standin"
+MAX_CLOCK_STEP_SECONDS = 7 * 86_400.0
 
 
 def register_body(body: Any, limits: Limits) -> Dataset:
@@ -72,7 +76,26 @@ def register_body(body: Any, limits: Limits) -> Dataset:
         default_mode=mode,
         tables=tables,
         limit_overrides=dict(overrides),
+        retention=parse_retention(body.get("defaultRetentionPolicy")),
     )
+
+
+def seed_count(body: Any) -> int:
+    """The `rows` of a `POST .../seed` body: a positive integer."""
+    count = body.get("rows") if isinstance(body, dict) else None
+    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 100_000_000:
+        raise Rejected('the body must be {"rows": N}, N an integer from 1 to 100000000')
+    return count
+
+
+def clock_step(body: Any) -> float:
+    """The `advance_seconds` of a `POST /_standin/clock` body."""
+    seconds = body.get("advance_seconds") if isinstance(body, dict) else None
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        raise Rejected('the body must be {"advance_seconds": S}')
+    if not 0 < seconds <= MAX_CLOCK_STEP_SECONDS:
+        raise Rejected(f"advance_seconds must be above 0 and at most {MAX_CLOCK_STEP_SECONDS:g}")
+    return float(seconds)
 
 
 def add_admin_routes(app: FastAPI, state: StandIn) -> None:
@@ -83,7 +106,12 @@ def add_admin_routes(app: FastAPI, state: StandIn) -> None:
             "rows": state.store.row_count(dataset.id),
             "pending": traffic.pending,
             "posts_last_minute": traffic.posts.total(),
+            "posts_last_hour": traffic.posts_hour.total(),
             "rows_last_hour": traffic.rows.total(),
+            "table_rows": {
+                table.name: state.store.table_row_count(dataset.id, table.name)
+                for table in dataset.tables
+            },
         }
 
     @app.get(HEALTH_PATH)
@@ -151,6 +179,37 @@ def add_admin_routes(app: FastAPI, state: StandIn) -> None:
     async def delete_rows(dataset_id: str) -> Response:
         state.traffic.pop(dataset_id, None)
         return JSONResponse({"deleted": state.store.delete_rows(dataset_id)})
+
+    @app.post("/_standin/datasets/{dataset_id}/tables/{table_name}/seed")
+    async def seed_table(dataset_id: str, table_name: str, request: Request) -> Response:
+        """Add N placeholder rows to a table: counted by the caps, never listed. A table
+        without a retention policy is not seeded past its cap; a basicFIFO one keeps its
+        window."""
+        dataset = state.store.dataset(dataset_id)
+        if dataset is None:
+            return error_response(404, "ItemNotFound", f"dataset {dataset_id} does not exist")
+        table = dataset.table(table_name)
+        if table is None:
+            return error_response(404, "ItemNotFound", f"table {table_name!r} does not exist")
+        try:
+            count = seed_count(await read_admin_json(request))
+            keep = table_cap(state, dataset, table, count)
+        except Rejected as rejected:
+            return error_response(rejected.status, rejected.code, rejected.message)
+        state.store.seed_rows(dataset.id, table.name, count, keep_at_most=keep)
+        return JSONResponse(
+            {"table": table.name, "rows": state.store.table_row_count(dataset.id, table.name)},
+            status_code=201,
+        )
+
+    @app.post("/_standin/clock")
+    async def advance_clock(request: Request) -> Response:
+        """Move the clock of the rate windows and faults forward (an hour passes at once)."""
+        try:
+            seconds = clock_step(await read_admin_json(request))
+        except Rejected as rejected:
+            return error_response(rejected.status, rejected.code, rejected.message)
+        return JSONResponse({"offset_seconds": state.clock.advance(seconds)})
 
     @app.post("/_standin/faults")
     async def queue_fault(request: Request) -> Response:

@@ -17,7 +17,7 @@ from powerbi_standin.admin import add_admin_routes
 from powerbi_standin.adminauth import AdminGuard
 from powerbi_standin.faults import FaultQueue
 from powerbi_standin.httpio import ConnectionDropper
-from powerbi_standin.limits import Clock, Limits
+from powerbi_standin.limits import AdjustableClock, Clock, Limits
 from powerbi_standin.service import add_service_routes
 from powerbi_standin.state import StandIn
 from powerbi_standin.store import Store
@@ -40,12 +40,13 @@ def create_app(
     `admin_token`, when set, is required by the `/_standin` routes and the page (see
     `adminauth.py`).
     """
+    adjustable = AdjustableClock(clock)  # `POST /_standin/clock` moves it forward
     state = StandIn(
         store=Store(Path(db_path)),
         limits=limits or Limits(),
         issuer=TokenIssuer(clients, static_token),
-        clock=clock,
-        faults=FaultQueue(clock),
+        clock=adjustable,
+        faults=FaultQueue(adjustable),
     )
 
     @asynccontextmanager

@@ -29,6 +29,15 @@ class Limits:
     string_chars: int = 4_000
     body_bytes: int = 16 * MIB
     streaming_body_bytes: int = 15 * KIB
+    # Per table, per Microsoft's "Push semantic model limitations" page: a dataset created
+    # without a retention policy stores at most 5,000,000 rows per table (a POST beyond is
+    # refused); with `basicFIFO` a table keeps the latest 200,000 rows (the oldest are
+    # dropped); once a table holds 250,000 rows or more, the dataset takes 120 POST rows
+    # requests per hour.
+    rows_per_table: int = 5_000_000
+    fifo_rows_per_table: int = 200_000
+    large_table_rows: int = 250_000
+    posts_per_hour_large_table: int = 120
 
     def with_overrides(self, overrides: Mapping[str, object]) -> Limits:
         """These limits with some replaced (per dataset, for tests); unknown names raise."""
@@ -45,6 +54,25 @@ class Limits:
 
 
 Clock = Callable[[], float]
+
+
+class AdjustableClock:
+    """A clock the admin API can move forward, so that a test can see an hourly window pass
+    without waiting an hour (the caps stay the service's: only time is simulated)."""
+
+    def __init__(self, base: Clock = time.monotonic) -> None:
+        self._base = base
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return self._base() + self.offset
+
+    def advance(self, seconds: float) -> float:
+        """Move the clock `seconds` forward; the total offset so far."""
+        if not math.isfinite(seconds) or seconds <= 0:
+            raise ValueError("the clock only moves forward, by a finite number of seconds")
+        self.offset += seconds
+        return self.offset
 
 
 class SlidingWindow:

@@ -51,6 +51,7 @@ def render_page(
             f"<section id='dataset-{html.escape(dataset.id)}'>"
             f"<h2>{html.escape(dataset.name)}</h2>"
             f"<div class='muted'>id {html.escape(dataset.id)} · {html.escape(dataset.default_mode)}"
+            f" · retention {html.escape(dataset.retention)}"
             f" · tables {html.escape(', '.join(t.name for t in dataset.tables))}</div>"
             f"<div>rows: <span class='count' data-dataset='{html.escape(dataset.id)}'>{count}"
             f"</span></div>{rows}</section>"

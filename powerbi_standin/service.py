@@ -8,8 +8,10 @@
 - `POST /{tenant}/oauth2/v2.0/token` and its OpenID discovery document.
 
 Every rows request goes through `accept_rows`, which applies the checks in the order the
-service's answers imply: pending requests, queued faults, the POST rate, the body size, the
-JSON, the row count, the hourly rows, then each row's columns and types.
+service's answers imply: pending requests, queued faults, the POST rate (per minute, and per
+hour once the table holds 250,000 rows), the body size, the JSON, the row count, the hourly
+rows, each row's columns and types, then the table's row cap (5,000,000 rows without a
+retention policy; a `basicFIFO` table keeps its latest 200,000 rows instead).
 """
 
 from __future__ import annotations
@@ -38,7 +40,18 @@ from powerbi_standin.httpio import (
 from powerbi_standin.state import StandIn
 from powerbi_standin.store import Dataset, Table
 from powerbi_standin.tokens import TokenError, openid_configuration
-from powerbi_standin.validation import Rejected, check_rows, parse_dataset_definition, parse_json
+from powerbi_standin.validation import (
+    Rejected,
+    check_rows,
+    parse_dataset_definition,
+    parse_json,
+    parse_retention,
+)
+
+
+#: The code of the refusal at the per-table cap. Microsoft documents the cap, not the answer;
+#: the stand-in answers in the service's error shape with this code (docs/powerbi.md).
+TABLE_FULL_CODE = "RowLimitExceeded"
 
 
 def bearer_token(request: Request) -> str | None:
@@ -117,7 +130,19 @@ async def _accept_rows(
                 f"more than {limits.posts_per_minute} POST requests per minute to this dataset",
                 wait,
             )
+        stored = state.store.table_row_count(dataset.id, table.name)
+        if not dataset.streaming_only and stored >= limits.large_table_rows:
+            wait = traffic.posts_hour.wait_for(1, limits.posts_per_hour_large_table)
+            if wait > 0:
+                return throttled(
+                    "TooManyRequests",
+                    f"table {table.name!r} holds {stored:,} rows ({limits.large_table_rows:,} "
+                    f"or more): at most {limits.posts_per_hour_large_table} POST rows requests "
+                    "per hour to this dataset",
+                    wait,
+                )
         traffic.posts.add(1)
+        traffic.posts_hour.add(1)
         body_limit = limits.streaming_body_bytes if dataset.streaming_only else limits.body_bytes
         rows = check_rows(extract(parse_json(await read_body(request, body_limit))), table, limits)
         wait = traffic.rows.wait_for(len(rows), limits.rows_per_hour)
@@ -127,13 +152,40 @@ async def _accept_rows(
                 f"more than {limits.rows_per_hour} rows per hour to this dataset",
                 wait,
             )
-        state.store.append_rows(dataset.id, table.name, rows)
+        keep = table_cap(state, dataset, table, len(rows))
+        state.store.append_rows(dataset.id, table.name, rows, keep_at_most=keep)
         traffic.rows.add(len(rows))
         return Response(status_code=200)
     except Rejected as rejected:
         return error_response(rejected.status, rejected.code, rejected.message)
     finally:
         traffic.pending -= 1
+
+
+def table_cap(state: StandIn, dataset: Dataset, table: Table, adding: int) -> int | None:
+    """How many rows the table may keep after `adding` more: the FIFO window for a
+    `basicFIFO` dataset, None otherwise; raises `Rejected` when a dataset without a retention
+    policy would go past its per-table cap (the POST is refused whole, as the service
+    accepts a POST whole or not at all).
+
+    Checked and stored with no `await` in between, so that concurrent requests of one
+    dataset cannot both slip under the cap.
+    """
+    if dataset.streaming_only:
+        return None  # a streaming dataset stores no table
+    limits = state.limits_of(dataset)
+    if dataset.fifo:
+        return limits.fifo_rows_per_table
+    stored = state.store.table_row_count(dataset.id, table.name)
+    if stored + adding > limits.rows_per_table:
+        raise Rejected(
+            f"table {table.name!r} holds {stored:,} rows and a dataset without a retention "
+            f"policy stores at most {limits.rows_per_table:,} rows per table: this POST of "
+            f"{adding:,} rows is refused. Create the dataset with "
+            "defaultRetentionPolicy=basicFIFO (keeps the latest rows) or push to a new table",
+            code=TABLE_FULL_CODE,
+        )
+    return None
 
 
 async def apply_fault(fault: Fault) -> Response | None:
@@ -207,19 +259,24 @@ def add_service_routes(app: FastAPI, state: StandIn) -> None:
         if denied is not None:
             return await drained(request, denied)
         try:
+            retention = parse_retention(request.query_params.get("defaultRetentionPolicy"))
             name, mode, tables = parse_dataset_definition(
                 await read_admin_json(request), state.limits
             )
         except Rejected as rejected:
-            return error_response(rejected.status, rejected.code, rejected.message)
-        dataset = Dataset(str(uuid.uuid4()), name, group, new_push_key(), mode, tables)
+            return await drained(
+                request, error_response(rejected.status, rejected.code, rejected.message)
+            )
+        dataset = Dataset(
+            str(uuid.uuid4()), name, group, new_push_key(), mode, tables, retention=retention
+        )
         state.store.put_dataset(dataset)
         base = str(request.base_url).rstrip("/")
         return JSONResponse(
             {
                 "id": dataset.id,
                 "name": dataset.name,
-                "defaultRetentionPolicy": "None",
+                "defaultRetentionPolicy": dataset.retention,
                 "pushKey": dataset.push_key,
                 "pushUrl": f"{base}/beta/{group}/datasets/{dataset.id}/rows?key={dataset.push_key}",
             },

@@ -10,7 +10,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from powerbi_standin.faults import FaultQueue
-from powerbi_standin.limits import Clock, Limits, SlidingWindow
+from powerbi_standin.limits import AdjustableClock, Limits, SlidingWindow
 from powerbi_standin.store import Dataset, Store
 from powerbi_standin.tokens import TokenIssuer
 
@@ -20,12 +20,14 @@ REQUEST_LOG_LENGTH = 100_000
 
 @dataclass
 class Traffic:
-    """One dataset's rate state: POSTs in the last minute, rows in the last hour, in flight;
-    and every rows request with its answer (refused ones too: a client's retries count
-    against the service's per-minute limit as much as its accepted POSTs)."""
+    """One dataset's rate state: POSTs in the last minute and in the last hour (the second
+    counts once a table holds 250,000 rows), rows in the last hour, in flight; and every rows
+    request with its answer (refused ones too: a client's retries count against the
+    service's per-minute limit as much as its accepted POSTs)."""
 
     posts: SlidingWindow
     rows: SlidingWindow
+    posts_hour: SlidingWindow
     pending: int = 0
     requests: deque[tuple[float, str]] = field(
         default_factory=lambda: deque(maxlen=REQUEST_LOG_LENGTH)
@@ -37,14 +39,16 @@ class StandIn:
     store: Store
     limits: Limits
     issuer: TokenIssuer
-    clock: Clock
+    clock: AdjustableClock
     faults: FaultQueue = field(default_factory=FaultQueue)
     traffic: dict[str, Traffic] = field(default_factory=dict)
 
     def traffic_of(self, dataset_id: str) -> Traffic:
         if dataset_id not in self.traffic:
             self.traffic[dataset_id] = Traffic(
-                SlidingWindow(60.0, self.clock), SlidingWindow(3600.0, self.clock)
+                SlidingWindow(60.0, self.clock),
+                SlidingWindow(3600.0, self.clock),
+                SlidingWindow(3600.0, self.clock),
             )
         return self.traffic[dataset_id]
 

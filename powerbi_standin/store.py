@@ -4,6 +4,11 @@ The standard library's sqlite3 and one connection guarded by a lock: the stand-i
 user's tests and demo. Each accepted POST is stored as one record (its rows as one JSON array
 and their count), which is the service's own unit (a POST is accepted whole or not at all) and
 keeps a 10,000-row POST to one insert: the stand-in must not be slower than what it stands in for.
+
+A table's caps need its row count, not its rows: an admin may *seed* a table with a number of
+placeholder rows (a record with that count and no row data), so that a test reaches 250,000 or
+5,000,000 rows in one call. Placeholders count like rows, are the oldest rows of their record,
+are never listed, and a `basicFIFO` table drops them first.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ CREATE TABLE IF NOT EXISTS datasets (
     default_mode TEXT NOT NULL,
     tables_json TEXT NOT NULL,
     limits_json TEXT NOT NULL DEFAULT '{}',
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    retention TEXT NOT NULL DEFAULT 'None'
 );
 CREATE TABLE IF NOT EXISTS posts (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -34,10 +40,18 @@ CREATE TABLE IF NOT EXISTS posts (
     table_name TEXT NOT NULL,
     received_at REAL NOT NULL,
     row_count INTEGER NOT NULL,
-    rows_json TEXT NOT NULL
+    rows_json TEXT NOT NULL,
+    seeded INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS posts_by_dataset ON posts (dataset_id, seq);
 """
+#: Columns added after the first release, for stand-in files made before them.
+ADDED_COLUMNS = (
+    ("datasets", "retention", "TEXT NOT NULL DEFAULT 'None'"),
+    ("posts", "seeded", "INTEGER NOT NULL DEFAULT 0"),
+)
+#: `defaultRetentionPolicy` values of the REST API (Datasets - PostDatasetInGroup).
+RETENTION_POLICIES = {"none": "None", "basicfifo": "basicFIFO"}
 
 
 @dataclass(frozen=True)
@@ -64,10 +78,15 @@ class Dataset:
     default_mode: str  # Push, Streaming or PushStreaming
     tables: tuple[Table, ...]
     limit_overrides: dict[str, int] = field(default_factory=dict)
+    retention: str = "None"  # the dataset's defaultRetentionPolicy: None or basicFIFO
 
     @property
     def streaming_only(self) -> bool:
         return self.default_mode == "Streaming"
+
+    @property
+    def fifo(self) -> bool:
+        return self.retention == "basicFIFO"
 
     def table(self, name: str) -> Table | None:
         for table in self.tables:
@@ -83,6 +102,7 @@ class Dataset:
             "group": self.group_id,
             "defaultMode": self.default_mode,
             "streaming_only": self.streaming_only,
+            "defaultRetentionPolicy": self.retention,
             "tables": [
                 {
                     "name": table.name,
@@ -107,6 +127,9 @@ def _tables_from_json(text: str) -> tuple[Table, ...]:
     )
 
 
+DATASET_COLUMNS = "id, name, group_id, push_key, default_mode, tables_json, limits_json, retention"
+
+
 class Store:
     """The stand-in's SQLite file: datasets (with their push keys) and the rows they got."""
 
@@ -117,6 +140,10 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        for table, column, declaration in ADDED_COLUMNS:
+            present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
     def close(self) -> None:
         with self._lock:
@@ -127,7 +154,8 @@ class Store:
         """Create or replace a dataset's definition; its rows stay."""
         with self._lock:
             self._db.execute(
-                "INSERT OR REPLACE INTO datasets VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO datasets (id, name, group_id, push_key, default_mode, "
+                "tables_json, limits_json, created_at, retention) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     dataset.id,
                     dataset.name,
@@ -137,14 +165,14 @@ class Store:
                     _tables_to_json(dataset.tables),
                     json.dumps(dataset.limit_overrides),
                     time.time(),
+                    dataset.retention,
                 ),
             )
 
     def dataset(self, dataset_id: str) -> Dataset | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT id, name, group_id, push_key, default_mode, tables_json, limits_json "
-                "FROM datasets WHERE id = ?",
+                f"SELECT {DATASET_COLUMNS} FROM datasets WHERE id = ?",
                 (dataset_id,),
             ).fetchone()
         return None if row is None else self._dataset_from_row(row)
@@ -152,14 +180,13 @@ class Store:
     def datasets(self) -> list[Dataset]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, name, group_id, push_key, default_mode, tables_json, limits_json "
-                "FROM datasets ORDER BY created_at, id"
+                f"SELECT {DATASET_COLUMNS} FROM datasets ORDER BY created_at, id"
             ).fetchall()
         return [self._dataset_from_row(row) for row in rows]
 
     @staticmethod
     def _dataset_from_row(row: tuple[Any, ...]) -> Dataset:
-        id_, name, group_id, push_key, mode, tables_json, limits_json = row
+        id_, name, group_id, push_key, mode, tables_json, limits_json, retention = row
         return Dataset(
             id=id_,
             name=name,
@@ -168,24 +195,93 @@ class Store:
             default_mode=mode,
             tables=_tables_from_json(tables_json),
             limit_overrides=json.loads(limits_json),
+            retention=retention,
         )
 
     # Rows ---------------------------------------------------------------------------------
-    def append_rows(self, dataset_id: str, table: str, rows: list[dict[str, Any]]) -> None:
-        """Store one accepted POST's rows: all of them or none."""
+    def append_rows(
+        self,
+        dataset_id: str,
+        table: str,
+        rows: list[dict[str, Any]],
+        keep_at_most: int | None = None,
+    ) -> None:
+        """Store one accepted POST's rows: all of them or none. With `keep_at_most` (a
+        `basicFIFO` table), the table's oldest rows beyond it are dropped in the same step."""
         encoded = json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
+        self._insert(dataset_id, table, len(rows), encoded, seeded=False, keep_at_most=keep_at_most)
+
+    def seed_rows(
+        self, dataset_id: str, table: str, count: int, keep_at_most: int | None = None
+    ) -> None:
+        """Add `count` placeholder rows to a table (admin: to reach a cap without the data)."""
+        self._insert(dataset_id, table, count, "[]", seeded=True, keep_at_most=keep_at_most)
+
+    def _insert(
+        self, dataset_id: str, table: str, count: int, encoded: str, *, seeded: bool,
+        keep_at_most: int | None,
+    ) -> None:
         with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(
+                    "INSERT INTO posts (dataset_id, table_name, received_at, row_count, rows_json, "
+                    "seeded) VALUES (?, ?, ?, ?, ?, ?)",
+                    (dataset_id, table, time.time(), count, encoded, int(seeded)),
+                )
+                if keep_at_most is not None:
+                    self._drop_oldest(dataset_id, table, keep_at_most)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _drop_oldest(self, dataset_id: str, table: str, keep: int) -> None:
+        """Drop the table's oldest rows until `keep` are left (lock held, in a transaction)."""
+        (total,) = self._db.execute(
+            "SELECT COALESCE(SUM(row_count), 0) FROM posts WHERE dataset_id = ? AND table_name = ?",
+            (dataset_id, table),
+        ).fetchone()
+        excess = int(total) - keep
+        if excess <= 0:
+            return
+        cursor = self._db.execute(
+            "SELECT seq, row_count, rows_json FROM posts WHERE dataset_id = ? AND table_name = ? "
+            "ORDER BY seq",
+            (dataset_id, table),
+        )
+        for seq, count, rows_json in cursor.fetchall():
+            if count <= excess:
+                self._db.execute("DELETE FROM posts WHERE seq = ?", (seq,))
+                excess -= count
+                if excess == 0:
+                    return
+                continue
+            rows = json.loads(rows_json)
+            placeholders = count - len(rows)
+            real_dropped = max(0, excess - placeholders)
             self._db.execute(
-                "INSERT INTO posts (dataset_id, table_name, received_at, row_count, rows_json) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (dataset_id, table, time.time(), len(rows), encoded),
+                "UPDATE posts SET row_count = ?, rows_json = ? WHERE seq = ?",
+                (count - excess, json.dumps(rows[real_dropped:], ensure_ascii=False,
+                                            separators=(",", ":")), seq),
             )
+            return
 
     def row_count(self, dataset_id: str) -> int:
         with self._lock:
             (count,) = self._db.execute(
                 "SELECT COALESCE(SUM(row_count), 0) FROM posts WHERE dataset_id = ?",
                 (dataset_id,),
+            ).fetchone()
+        return int(count)
+
+    def table_row_count(self, dataset_id: str, table: str) -> int:
+        """The rows one table holds (what the per-table caps count)."""
+        with self._lock:
+            (count,) = self._db.execute(
+                "SELECT COALESCE(SUM(row_count), 0) FROM posts "
+                "WHERE dataset_id = ? AND table_name = ?",
+                (dataset_id, table),
             ).fetchone()
         return int(count)
 
@@ -200,16 +296,19 @@ class Store:
                 (dataset_id,),
             ).fetchone()
             cursor = self._db.execute(
-                "SELECT table_name, rows_json FROM posts WHERE dataset_id = ? ORDER BY seq DESC",
+                "SELECT table_name, row_count, rows_json FROM posts WHERE dataset_id = ? "
+                "ORDER BY seq DESC",
                 (dataset_id,),
             )
             number = int(total)
-            for table, rows_json in cursor:
-                for row in reversed(json.loads(rows_json)):
+            for table, count, rows_json in cursor:
+                rows = json.loads(rows_json)
+                for row in reversed(rows):
                     found.append({"seq": number, "table": table, "row": row})
                     number -= 1
                     if len(found) >= limit:
                         return found
+                number -= count - len(rows)  # placeholders: counted, never listed
         return found
 
     def posts(self, dataset_id: str) -> list[dict[str, Any]]:
@@ -220,7 +319,8 @@ class Store:
         """
         with self._lock:
             cursor = self._db.execute(
-                "SELECT received_at, row_count FROM posts WHERE dataset_id = ? ORDER BY seq",
+                "SELECT received_at, row_count FROM posts WHERE dataset_id = ? AND seeded = 0 "
+                "ORDER BY seq",
                 (dataset_id,),
             )
             return [{"received_at": at, "rows": count} for at, count in cursor]

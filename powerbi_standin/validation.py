@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from powerbi_standin.limits import Limits
-from powerbi_standin.store import Column, Table
+from powerbi_standin.store import RETENTION_POLICIES, Column, Table
 
 #: Power BI data types, by the lower-cased spelling a request may use.
 DATA_TYPES = {name.lower(): name for name in ("Int64", "Double", "Boolean", "DateTime", "String")}
@@ -117,6 +117,19 @@ def parse_dataset_definition(body: object, limits: Limits) -> tuple[str, str, tu
     if len(set(names)) != len(names):
         raise Rejected("table names must be unique")
     return name, mode, parsed
+
+
+def parse_retention(value: object) -> str:
+    """A `defaultRetentionPolicy` (query parameter or admin field): None (the default) or
+    basicFIFO, spelled in any case."""
+    if value is None or value == "":
+        return "None"
+    policy = RETENTION_POLICIES.get(str(value).lower()) if isinstance(value, str) else None
+    if policy is None:
+        raise Rejected(
+            f"defaultRetentionPolicy {value!r} is not one of {sorted(RETENTION_POLICIES.values())}"
+        )
+    return policy
 
 
 # Rows -------------------------------------------------------------------------------------

@@ -1,8 +1,10 @@
-"""Data contracts: the TOML files in contracts/ read into typed objects.
+"""Data contracts: contract TOML read into typed objects.
 
 A contract says *what* a dataset is (columns, types, value rules, its Power BI table); the
 engine in this package says *how* any contract is parsed, checked and cleaned. Adding a
-dataset means adding one file to contracts/ and nothing else.
+dataset means adding one contract and nothing else: a file in a contracts directory (the
+repository's `contracts/` by default), or one published to the object store, which the flows
+fetch and hand to `parse_contract_text` (this package talks to no store).
 """
 
 from __future__ import annotations
@@ -31,7 +33,10 @@ POWERBI_TYPES: dict[str, str] = {
     "boolean": "Boolean",
 }
 
+#: The repository's `contracts/`: where a name is looked up when no other directory is given
+#: (the CLI; the flows pass the directory of block `ivi-pipeline`).
 DEFAULT_CONTRACTS_DIR = Path(__file__).resolve().parents[1] / "contracts"
+CONTRACT_NAME = re.compile(r"[a-z0-9_]+")
 _NON_ALNUM = re.compile(r"[^0-9a-z]+")
 
 
@@ -129,18 +134,18 @@ class Contract:
 _COLUMN_KEYS = {f for f in ColumnSpec.__dataclass_fields__}
 
 
-def _column_from_toml(entry: dict[str, object], source: Path) -> ColumnSpec:
+def _column_from_toml(entry: dict[str, object], source: str) -> ColumnSpec:
     unknown = set(entry) - _COLUMN_KEYS
     if unknown:
-        raise ContractError(f"{source.name}: unknown column keys {sorted(unknown)}")
+        raise ContractError(f"{source}: unknown column keys {sorted(unknown)}")
     if entry.get("type") not in POWERBI_TYPES:
         raise ContractError(
-            f"{source.name}: column {entry.get('name')!r} has type {entry.get('type')!r}; "
+            f"{source}: column {entry.get('name')!r} has type {entry.get('type')!r}; "
             f"expected one of {sorted(POWERBI_TYPES)}"
         )
     if not isinstance(entry.get("pii", False), bool):
         raise ContractError(
-            f"{source.name}: column {entry.get('name')!r} has pii = {entry['pii']!r}; "
+            f"{source}: column {entry.get('name')!r} has pii = {entry['pii']!r}; "
             "expected true or false"
         )
     values = dict(entry)
@@ -150,10 +155,10 @@ def _column_from_toml(entry: dict[str, object], source: Path) -> ColumnSpec:
     return ColumnSpec(**values)  # type: ignore[arg-type]
 
 
-def _check_time_keys(values: dict[str, object], source: Path) -> None:
+def _check_time_keys(values: dict[str, object], source: str) -> None:
     """`format`, `timezone` and date/time `min`/`max` checked and read, in place."""
     name, kind = values.get("name"), values.get("type")
-    where = f"{source.name}: column {name!r}"
+    where = f"{source}: column {name!r}"
     if "format" in values:
         formats = values["format"]
         if kind not in ("date", "datetime"):
@@ -225,26 +230,48 @@ def _time_limit(value: object, kind: str, timezone: object, where: str) -> date 
 def parse_contract(path: Path) -> Contract:
     """Read one contract file; errors name the file and the offending key."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as error:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
         raise ContractError(f"{path.name}: {error}") from error
-    columns = tuple(_column_from_toml(entry, path) for entry in data.get("columns", []))
+    return parse_contract_text(text, path.name, default_name=path.stem)
+
+
+def parse_contract_text(text: str, source: str, default_name: str | None = None) -> Contract:
+    """A contract from its TOML text; `source` names it in errors (a file name, an s3:// URI).
+
+    The name is the file's `name`, else `default_name` (a file's stem).
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ContractError(f"{source}: {error}") from error
+    try:
+        return _contract_from_toml(data, source, default_name)
+    except TypeError as error:  # a key of the wrong shape (a table where a list goes, ...)
+        raise ContractError(f"{source}: {error}") from error
+
+
+def _contract_from_toml(data: dict[str, object], source: str, default_name: str | None) -> Contract:
+    columns = tuple(_column_from_toml(entry, source) for entry in data.get("columns", []))  # type: ignore[union-attr]
     if not columns:
-        raise ContractError(f"{path.name}: a contract needs at least one column")
+        raise ContractError(f"{source}: a contract needs at least one column")
     names = [column.name for column in columns]
     if len(set(names)) != len(names) or any(normalise_name(n) != n for n in names):
-        raise ContractError(f"{path.name}: column names must be unique and normalised: {names}")
-    row_checks = tuple(RowCheck(**entry) for entry in data.get("row_checks", []))
+        raise ContractError(f"{source}: column names must be unique and normalised: {names}")
+    row_checks = tuple(RowCheck(**entry) for entry in data.get("row_checks", []))  # type: ignore[union-attr]
     for check in row_checks:
         if check.column not in names:
-            raise ContractError(f"{path.name}: row check {check.name!r} names unknown column")
+            raise ContractError(f"{source}: row check {check.name!r} names unknown column")
     powerbi = data.get("powerbi", {})
+    name = data.get("name", default_name)
+    if not isinstance(name, str) or not name:
+        raise ContractError(f"{source}: a contract needs a `name`")
     return Contract(
-        name=data.get("name", path.stem),
+        name=name,
         columns=columns,
         row_checks=row_checks,
-        powerbi_table=powerbi.get("table"),
-        description=data.get("description", ""),
+        powerbi_table=powerbi.get("table"),  # type: ignore[union-attr]
+        description=str(data.get("description", "")),
     )
 
 
@@ -260,17 +287,22 @@ def is_contract_path(name_or_path: str) -> bool:
 def load_contract(name_or_path: str, directory: Path = DEFAULT_CONTRACTS_DIR) -> Contract:
     """The contract called `name` in `directory`, or the contract file at a path (a value
     ending in `.toml` or holding a `/`); an unknown name lists the known ones."""
+    return parse_contract(contract_file(name_or_path, directory))
+
+
+def contract_file(name_or_path: str, directory: Path = DEFAULT_CONTRACTS_DIR) -> Path:
+    """Where `load_contract` reads `name_or_path` from; ContractError when there is no file."""
     if is_contract_path(name_or_path):
         path = Path(name_or_path).expanduser()
         if not path.is_file():
             raise ContractError(f"no contract file {name_or_path!r}")
-        return parse_contract(path)
+        return path
     name = name_or_path
     path = directory / f"{name}.toml"
-    if not re.fullmatch(r"[a-z0-9_]+", name) or not path.is_file():
+    if not CONTRACT_NAME.fullmatch(name) or not path.is_file():
         known = ", ".join(available_contracts(directory)) or "none"
         raise ContractError(f"unknown contract {name!r} (known: {known}; or a path to a .toml file)")
-    return parse_contract(path)
+    return path
 
 
 def contract_for_key(key: str) -> str:

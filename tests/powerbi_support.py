@@ -91,8 +91,10 @@ class StandIn:
         limits: Mapping[str, int] | None = None,
         table: str = "RealTimeData",
         group: str = TEST_GROUP,
+        retention: str | None = None,
     ) -> RegisteredDataset:
-        """A fresh dataset with one table of `columns` (name -> Power BI type)."""
+        """A fresh dataset with one table of `columns` (name -> Power BI type); `retention`
+        is its defaultRetentionPolicy (None or basicFIFO; unset: None)."""
         dataset_id, key = str(uuid.uuid4()), uuid.uuid4().hex
         answer = self.http.post(
             f"{self.url}/_standin/datasets",
@@ -104,12 +106,28 @@ class StandIn:
                 "table": table,
                 "columns": [{"name": n, "dataType": t} for n, t in columns.items()],
                 "limits": dict(limits or {}),
+                **({"defaultRetentionPolicy": retention} if retention else {}),
             },
             timeout=10,
         )
         answer.raise_for_status()
         push_url = f"{self.url}/beta/{TEST_TENANT}/datasets/{dataset_id}/rows?key={key}"
         return RegisteredDataset(dataset_id, key, table, push_url)
+
+    def seed(self, dataset_id: str, table: str, rows: int) -> int:
+        """Add `rows` placeholder rows to a table (admin); the table's row count after it."""
+        answer = self.http.post(
+            f"{self.url}/_standin/datasets/{dataset_id}/tables/{table}/seed",
+            json={"rows": rows}, timeout=30,
+        )
+        answer.raise_for_status()
+        return int(answer.json()["rows"])
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move the stand-in's rate windows `seconds` into the future (admin)."""
+        self.http.post(
+            f"{self.url}/_standin/clock", json={"advance_seconds": seconds}, timeout=10
+        ).raise_for_status()
 
     def fault(self, dataset_id: str | None, kind: str, count: int = 1, **extra: float) -> None:
         body: dict[str, Any] = {"dataset_id": dataset_id, "kind": kind, "count": count, **extra}

@@ -50,7 +50,7 @@ def free_ports(count: int, *, with_grpc: bool = False) -> list[int]:
 def isolated_settings(data_dir: Path, **overrides: Any) -> Settings:
     """Settings for a stack of its own: free ports, `data_dir`, fresh secrets, no `.env`."""
     s3, master, volume, filer, admin = free_ports(5, with_grpc=True)
-    prefect, relay, powerbi, postgres = free_ports(4)
+    prefect, relay, powerbi, postgres, console = free_ports(5)
     values: dict[str, Any] = {
         "data_dir": data_dir,
         "s3_port": s3,
@@ -62,11 +62,14 @@ def isolated_settings(data_dir: Path, **overrides: Any) -> Settings:
         "relay_port": relay,
         "powerbi_port": powerbi,
         "postgres_port": postgres,
+        "console_port": console,
         "s3_access_key": f"test-{secrets.token_hex(4)}",
         "s3_secret_key": SecretStr(secrets.token_urlsafe(24)),
         "webhook_token": SecretStr(secrets.token_urlsafe(24)),
         "powerbi_standin_admin_token": SecretStr(secrets.token_urlsafe(24)),
         "postgres_password": SecretStr(secrets.token_urlsafe(24)),
+        "console_password": SecretStr(secrets.token_urlsafe(12)),
+        "console_session_secret": SecretStr(secrets.token_urlsafe(24)),
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -48,9 +48,11 @@ HEALTHCHECK_SCRIPT = REPO_ROOT / "infra" / "docker" / "healthcheck.py"
 # each worker container runs its own pre-warmed engine.
 COUNTERPARTS = {seaweed.SERVICE: "minio", prefect_stack.ENGINE: prefect_stack.WORKER}
 MINIO, MINIO_SETUP, SETUP, RELAY = "minio", "minio-setup", "prefect-setup", "relay"
+CONSOLE = ivi_stack.CONSOLE
 WORKER, SERVER, STANDIN = prefect_stack.WORKER, prefect_stack.SERVER, standin.SERVICE
 # Values that must come from `.env` and never have a default in the compose file.
-SECRETS = ("IVI_S3_SECRET_KEY", "IVI_WEBHOOK_TOKEN", "POSTGRES_PASSWORD")
+SECRETS = ("IVI_S3_SECRET_KEY", "IVI_WEBHOOK_TOKEN", "POSTGRES_PASSWORD", "IVI_CONSOLE_PASSWORD",
+           "IVI_CONSOLE_SESSION_SECRET")
 # Variables a container may get that are not fields of Settings: the launcher's own.
 NON_SETTINGS_IVI_VARIABLES = {SOCKET_ENV}
 MINIO_API_PORT = 9000  # `minio server` listens there unless told otherwise
@@ -283,6 +285,20 @@ def test_the_relay_runs_as_ivi_up_runs_it_listening_on_all_interfaces() -> None:
     assert command(RELAY) == ["python", *ivi_stack.relay_command(settings)[1:]]
 
 
+def test_the_console_runs_as_ivi_up_runs_it_with_links_a_browser_on_the_host_can_follow() -> None:
+    settings = container_settings(CONSOLE)
+    assert settings.console_host == "0.0.0.0"
+    assert command(CONSOLE) == ["python", *ivi_stack.console_command(settings)[1:]]
+    env = example_env()
+    host_view = Settings(_env_file=None, s3_host=env["IVI_S3_HOST"], s3_port=env["IVI_S3_PORT"],
+                         prefect_host=env["IVI_PREFECT_HOST"], prefect_port=env["IVI_PREFECT_PORT"])
+    assert settings.public_s3_url == host_view.s3_endpoint  # MinIO checks the signed host
+    assert settings.public_prefect_url == host_view.prefect_ui_url
+    assert settings.s3_endpoint == "http://minio:9000"
+    assert settings.console_password.get_secret_value() and settings.console_session_secret.get_secret_value()
+    assert depends_on(CONSOLE)[SETUP]["condition"] == "service_completed_successfully"
+
+
 def test_the_prefect_server_runs_as_ivi_up_runs_it() -> None:
     argv = command(SERVER)
     settings = Settings(_env_file=None, prefect_host="0.0.0.0", prefect_port=listening_port(SERVER))
@@ -464,7 +480,7 @@ def test_healthchecks_probe_the_port_the_service_listens_on() -> None:
 
 
 def test_published_ports_reach_the_port_the_service_listens_on() -> None:
-    for name in (SERVER, RELAY, STANDIN, MINIO):
+    for name in (SERVER, RELAY, STANDIN, MINIO, CONSOLE):
         host_side = [host for host, container in published(name) if container == listening_port(name)]
         assert host_side, f"{name}: nothing published to its port {listening_port(name)}"
         # the host side is the `.env` port (the host's view), bound to BIND_ADDRESS

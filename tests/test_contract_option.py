@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ivi.cli import main
-from ivi.replay_command import _check_rows
+from flows.replay import _check_rows
 from processing.contract import is_contract_path, load_contract
 from processing.errors import ContractError
 

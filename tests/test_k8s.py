@@ -245,23 +245,42 @@ def test_worker_starts_a_kubernetes_worker_on_the_configured_pool(entry: str) ->
 
 # --- the relay ------------------------------------------------------------------------------
 @pytest.mark.parametrize("entry", OVERLAYS)
-def test_relay_probes_hit_healthz_on_the_port_its_service_targets(entry: str) -> None:
+@pytest.mark.parametrize("name", ["relay", "console"])
+def test_relay_and_console_probes_hit_healthz_on_the_port_their_service_targets(entry: str, name: str) -> None:
+    """(The console's too: both are uvicorn apps with /healthz, host and port from the ConfigMap.)"""
     docs = render(entry)
-    relay = find(docs, "Deployment", "ivi-relay")
+    relay = find(docs, "Deployment", f"ivi-{name}")
     containers = relay["spec"]["template"]["spec"]["containers"]
-    service = find(docs, "Service", "ivi-relay")
+    service = find(docs, "Service", f"ivi-{name}")
     assert service["spec"]["selector"].items() <= relay["spec"]["template"]["metadata"]["labels"].items()
     (port,) = service["spec"]["ports"]
     target = resolve_port(containers, port.get("targetPort", port["port"]))
     for probe in ("readinessProbe", "livenessProbe"):
-        check = container(relay, "relay")[probe]["httpGet"]
+        check = container(relay, name)[probe]["httpGet"]
         assert check["path"] == "/healthz", probe
         assert resolve_port(containers, check["port"]) == target, probe
-    # uvicorn listens where the Service sends: its --port is the ConfigMap's IVI_RELAY_PORT.
-    command = container(relay, "relay")["command"]
-    assert command[command.index("--port") + 1] == "$(IVI_RELAY_PORT)"
-    assert int(config_map(docs)["IVI_RELAY_PORT"]) == target
-    assert config_map(docs)["IVI_RELAY_HOST"] == "0.0.0.0"
+    # uvicorn listens where the Service sends: its --port is the ConfigMap's IVI_<NAME>_PORT.
+    command = container(relay, name)["command"]
+    assert command[command.index("--port") + 1] == f"$(IVI_{name.upper()}_PORT)"
+    assert int(config_map(docs)[f"IVI_{name.upper()}_PORT"]) == target
+    assert config_map(docs)[f"IVI_{name.upper()}_HOST"] == "0.0.0.0"
+
+
+@pytest.mark.parametrize("entry", OVERLAYS)
+def test_the_console_runs_as_ivi_up_runs_it_with_the_store_and_its_sign_in_only(entry: str) -> None:
+    from ivi import stack as ivi_stack
+
+    docs = render(entry)
+    console = container(find(docs, "Deployment", "ivi-console"), "console")
+    settings = settings_from(pod_environment(docs, entry, console))
+    expected = ivi_stack.console_command(settings)[1:]
+    expected[expected.index("--host") + 1] = "$(IVI_CONSOLE_HOST)"
+    expected[expected.index("--port") + 1] = "$(IVI_CONSOLE_PORT)"
+    assert console["command"] == ["python", *expected]
+    secrets = {e["name"] for e in console["env"] if "valueFrom" in e}
+    assert secrets == {"IVI_S3_ACCESS_KEY", "IVI_S3_SECRET_KEY", "IVI_CONSOLE_PASSWORD", "IVI_CONSOLE_SESSION_SECRET"}
+    assert not [source for source in console.get("envFrom", []) if "secretRef" in source]
+    assert settings.console_https
 
 
 def relay_routes() -> dict[str, set[str]]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ivi.cli import main
-from ivi.replay_command import ReplayRefused, replay, replay_key
+from flows.replay import ReplayRefused, replay, replay_key
 from objectstore.store import OutputKeys
 from ivi.settings import Settings
 from processing.contract import load_contract

@@ -51,12 +51,14 @@ def test_status_json_shows_endpoints_buckets_and_services_but_no_secret(stack: S
         "prefect_api_url": f"http://127.0.0.1:{stack.prefect_port}/api",
         "prefect_ui_url": f"http://127.0.0.1:{stack.prefect_port}",
         "relay_url": stack.relay_url,
+        "console_url": f"http://127.0.0.1:{stack.console_port}",
         "powerbi_standin_url": f"http://127.0.0.1:{stack.powerbi_port}",
         "buckets": {"raw": "raw", "processed": "processed", "quarantine": "quarantine", "lake": "lake"},
         "services": {"postgres": "up", "seaweedfs": "up", "prefect-server": "up", "relay": "up",
-                     "powerbi-standin": "up", "worker": "up", "engine": "up"},
+                     "console": "up", "powerbi-standin": "up", "worker": "up", "engine": "up"},
     }
-    for secret in (stack.webhook_token, stack.s3_secret_key, stack.postgres_password):
+    for secret in (stack.webhook_token, stack.s3_secret_key, stack.postgres_password, stack.console_password,
+                   stack.console_session_secret):
         assert secret.get_secret_value() not in result.stdout + result.stderr
     from ivi.seaweed import bucket_status
 
@@ -248,6 +250,8 @@ def test_env_file_is_created_once_with_fresh_secrets(tmp_path: Path) -> None:
     assert len(settings.powerbi_standin_admin_token.get_secret_value()) >= 32
     assert len(settings.s3_secret_key.get_secret_value()) >= 30
     assert len(settings.postgres_password.get_secret_value()) >= 32
+    assert len(settings.console_password.get_secret_value()) >= 16
+    assert len(settings.console_session_secret.get_secret_value()) >= 32
     assert settings.s3_access_key.startswith("ivi-")
     assert oct(env_file.stat().st_mode & 0o777) == "0o600"
     assert ivi_stack.ensure_env_file(env_file, example) is False
@@ -260,7 +264,9 @@ def test_env_file_is_created_once_with_fresh_secrets(tmp_path: Path) -> None:
 def test_an_older_env_file_gets_the_secrets_it_lacks_and_keeps_everything_else(tmp_path: Path) -> None:
     env_file = tmp_path / ".env"
     env_file.write_text("IVI_S3_SECRET_KEY=kept\nIVI_WEBHOOK_TOKEN=\nIVI_S3_ACCESS_KEY=ivi-kept")
-    assert ivi_stack.add_missing_secrets(env_file) == ["IVI_POWERBI_STANDIN_ADMIN_TOKEN", "IVI_POSTGRES_PASSWORD"]
+    assert ivi_stack.add_missing_secrets(env_file) == [
+        "IVI_POWERBI_STANDIN_ADMIN_TOKEN", "IVI_POSTGRES_PASSWORD", "IVI_CONSOLE_PASSWORD", "IVI_CONSOLE_SESSION_SECRET",
+    ]
     settings = Settings(_env_file=env_file)  # type: ignore[call-arg]
     assert len(settings.postgres_password.get_secret_value()) >= 32
     assert settings.s3_secret_key.get_secret_value() == "kept"
