@@ -1,8 +1,9 @@
 """`ivi lake show CONTRACT [--json] [--commits N]`: what a contract's Delta table holds.
 
 Its version, row count, columns and latest commits (each with the raw object it came from),
-read from the store the settings point at. Exit 0 shown; 1 no table yet, or the store cannot
-be read (one line on stderr); 2 usage error (an unknown contract). Never a traceback.
+read from the store the settings point at. Exit 0 shown; 1 no table yet (an unknown contract
+has none), or the store cannot be read (one line on stderr); 2 usage error (not a contract
+name). Never a traceback.
 """
 
 from __future__ import annotations
@@ -37,17 +38,14 @@ def run_lake_command(args: argparse.Namespace, settings: Settings | None = None)
     from ivi.settings import load_settings
     from lake.storage import s3_storage_options, table_uri
     from lake.table import COMMIT_ETAG, COMMIT_KEY, describe, error_text
-    from processing.contract import load_contract
-    from processing.errors import ContractError
+    from processing.contract import CONTRACT_NAME
 
     if args.commits < 1:
         return _fail(EXIT_USAGE, "--commits must be at least 1")
-    try:
-        contract = load_contract(args.contract)
-    except ContractError as error:
-        return _fail(EXIT_USAGE, str(error))
+    if not CONTRACT_NAME.fullmatch(args.contract):  # published contracts have tables too: no file check
+        return _fail(EXIT_USAGE, f"{args.contract!r} is not a contract name (a-z, 0-9 and _)")
     settings = settings or load_settings()
-    uri = table_uri(settings.lake_bucket, contract.name)
+    uri = table_uri(settings.lake_bucket, args.contract)
     options = s3_storage_options(
         settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key.get_secret_value(), settings.s3_region
     )
@@ -56,7 +54,7 @@ def run_lake_command(args: argparse.Namespace, settings: Settings | None = None)
     except Exception as error:  # noqa: BLE001 - a store away, a broken log: one line, no traceback
         return _fail(EXIT_REJECTED, f"cannot read {uri}: {error_text(error)}")
     if table is None:
-        return _fail(EXIT_REJECTED, f"no Delta table at {uri} yet: no `{contract.name}` file has been processed")
+        return _fail(EXIT_REJECTED, f"no Delta table at {uri} yet: no `{args.contract}` file has been processed")
     commits = [
         {
             "version": commit.get("version"),

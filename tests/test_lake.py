@@ -124,7 +124,9 @@ def test_ivi_lake_show_prints_version_rows_columns_and_commits(
     assert "preco_unitario  double" in text
 
     assert main(["lake", "show", "no-such-contract"]) == 2
-    assert "unknown contract 'no-such-contract'" in capsys.readouterr().err
+    assert "'no-such-contract' is not a contract name" in capsys.readouterr().err
+    assert main(["lake", "show", "never_processed"]) == 1
+    assert "no Delta table at s3://lake/never_processed yet" in capsys.readouterr().err
     empty = stack.model_copy(update={"lake_bucket": stack.quarantine_bucket})
     monkeypatch.setattr("ivi.settings.load_settings", lambda: empty)
     assert main(["lake", "show", "clientes"]) == 1
