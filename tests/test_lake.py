@@ -237,3 +237,21 @@ def test_an_export_refused_for_its_schema_fails_the_run_naming_the_column(stack:
     table = lake_table(stack, "vendas")
     assert rows_of_key(table, key) == [] and commits_of_key(table, key) == []
     assert table.version() >= version_before
+
+
+def test_the_nightly_maintenance_compacts_each_table_of_the_lake(stack: Settings) -> None:
+    """The `maintain-lake` deployment, run now: one OPTIMIZE commit per table, same rows.
+    (The week's retention stays: this session's other writers are not disturbed.)"""
+    marker = new_marker()
+    for part in range(3):  # at least three small files in the vendas table
+        key = f"vendas/lake/{marker}-{part}.csv"
+        wait_for_report(stack, key, upload(stack, key, vendas_csv(10, marker, first_id=100 * part + 1)))
+    before = lake_table(stack, "vendas")
+    mine = sorted(_ids(rows_of_key(before, f"vendas/lake/{marker}-{part}.csv")) for part in range(3))
+    run = create_run(stack, "maintain_lake/maintain-lake", {"retention_hours": 168})
+    assert wait_for_final_state(stack, run, timeout=300)["state_type"] == "COMPLETED"
+    after = lake_table(stack, "vendas")
+    optimized = [c for c in after.history() if c["operation"] == "OPTIMIZE" and c["version"] > before.version()]
+    assert optimized, "no compaction commit"
+    assert len(after.file_uris()) < len(before.file_uris())
+    assert sorted(_ids(rows_of_key(after, f"vendas/lake/{marker}-{part}.csv")) for part in range(3)) == mine
