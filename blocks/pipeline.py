@@ -16,11 +16,13 @@ class PipelineBuckets(Block):
     """Where uploads arrive, where each kind of output goes, where contracts are read."""
 
     _block_type_name = "IVI Pipeline Buckets"
-    _description = "The buckets of Mini Pipeline IVI: uploads, clean outputs and reports, quarantine."
+    _description = "The buckets of Mini Pipeline IVI: uploads, clean outputs and reports, quarantine, the Delta Lake tables."
 
     raw_bucket: str = "raw"
     processed_bucket: str = "processed"
     quarantine_bucket: str = "quarantine"
+    # issue 15: the Delta Lake tables, one per contract at s3://<lake_bucket>/<contract>
+    lake_bucket: str = "lake"
     # Where the flows look a contract up, store first (docs/contracts.md): the contracts
     # `ivi contract publish` puts at `<processed_bucket>/<contracts_prefix><name>.toml`
     # ("" = the store is not read), then the directory `contracts_dir` of the worker's

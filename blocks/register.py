@@ -23,6 +23,7 @@ def register_blocks(settings: SetupSettings) -> list[str]:
         raw_bucket=settings.raw_bucket,
         processed_bucket=settings.processed_bucket,
         quarantine_bucket=settings.quarantine_bucket,
+        lake_bucket=settings.lake_bucket,
         contracts_prefix=settings.contracts_prefix,
         contracts_dir=settings.contracts_dir,
     ).save(PIPELINE_BLOCK, overwrite=True)

@@ -79,6 +79,7 @@ class SetupSettings(BaseSettings):
     raw_bucket: str = "raw"
     processed_bucket: str = "processed"
     quarantine_bucket: str = "quarantine"
+    lake_bucket: str = "lake"  # the Delta Lake tables, s3://<lake_bucket>/<contract>
     # Published contracts: `<processed_bucket>/<contracts_prefix><name>.toml` ("" = none);
     # the image's own: `contracts_dir` ("" = the repository's `contracts/`). Saved in block
     # `ivi-pipeline`, which the flows and `ivi contract publish` read.
@@ -225,4 +226,5 @@ class SetupSettings(BaseSettings):
             "raw": self.raw_bucket,
             "processed": self.processed_bucket,
             "quarantine": self.quarantine_bucket,
+            "lake": self.lake_bucket,
         }

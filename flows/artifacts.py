@@ -88,6 +88,10 @@ def summary_markdown(report: dict[str, object]) -> str:
                   f"{e(report.get('powerbi_batches'))} POSTs to {e(report['powerbi_destination'])}"]
     elif report.get("powerbi_skipped"):
         lines += ["", f"Power BI: skipped ({e(report['powerbi_skipped'])})"]
+    if report.get("lake_table"):
+        lines += ["", f"Delta Lake: {e(report.get('lake_rows'))} rows to {e(report['lake_table'])}, "
+                  f"table version {e(report.get('lake_version'))}"
+                  + (f" ({e(report['lake_skipped'])})" if report.get("lake_skipped") else "")]
     outputs = report.get("outputs") or {}
     if outputs:
         lines += ["", "## Outputs", ""] + [f"- {e(kind)}: {e(uri)}" for kind, uri in outputs.items()]

@@ -1,6 +1,6 @@
 """process_object: one object of the raw bucket, from fetch to clean outputs and a report.
 
-    fetch -> validate -> clean -> export-csv ∥ export-powerbi -> write-report
+    fetch -> validate -> clean -> export-csv ∥ export-powerbi ∥ export-lake -> write-report
 
 Idempotent per object version: the report in `processed/_reports/` records the eTag it was
 made from; a run that finds it ends early (Completed) and writes nothing. Duplicate
@@ -28,6 +28,7 @@ from blocks.pipeline import PipelineBuckets, load_buckets
 from objectstore import store
 from flows.artifacts import publish_artifacts
 from flows.contracts import ResolvedContract, UnknownContract, resolve_contract
+from flows.export_lake import export_lake
 from flows.export_powerbi import export_powerbi
 from flows.powerbi_deferral import record_deferral
 from flows.run_context import current_flow_run_id
@@ -172,7 +173,7 @@ def process_object(
     try:
         if not force and _already_processed(client, buckets, keys, version.etag):
             return Completed(message=f"already processed: s3://{bucket}/{key} at eTag {version.etag}")
-        return _process_version(client, buckets, version, keys, contract, started, lease)
+        return _process_version(client, buckets, credentials, version, keys, contract, started, lease)
     finally:
         lease.release()
 
@@ -180,6 +181,7 @@ def process_object(
 def _process_version(
     client: Minio,
     buckets: PipelineBuckets,
+    credentials: MinIOCredentials,
     version: store.ObjectVersion,
     keys: store.OutputKeys,
     contract_name: str | None,
@@ -238,8 +240,12 @@ def _process_version(
             Path(report.outputs["csv"]), contract, report.columns, f"{version.bucket}/{version.key}@{version.etag}",
             f"s3://{buckets.processed_bucket}/{keys.csv}",
         )
+        lake_future = export_lake.submit(
+            client, buckets, credentials, Path(report.outputs["csv"]), contract, version, report.exported_rows,
+        )
         outputs = csv_future.result()
         powerbi = powerbi_future.result()
+        lake = lake_future.result()
         if powerbi.status == DEFERRED and powerbi.retry_at:  # kept before the report says so
             record_deferral(client, buckets.processed_bucket, version, contract, report.columns,
                             Path(report.outputs["csv"]), keys, powerbi.retry_at)
@@ -248,7 +254,7 @@ def _process_version(
         body = report.to_dict()
         body.pop("source", None)
         document.update(body)
-        document.update(status="processed", outputs=outputs, **powerbi.as_report())
+        document.update(status="processed", outputs=outputs, **powerbi.as_report(), **lake.as_report())
         document["duration_s"] = round(time.perf_counter() - started, 3)
         lease.check()
         outputs["report"] = write_report(client, buckets, keys, document)

@@ -55,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_contract_parser(commands)
 
+    from ivi.lake_command import add_lake_parser
+
+    add_lake_parser(commands)
+
     powerbi = commands.add_parser("powerbi", help="Power BI setup")
     powerbi_commands = powerbi.add_subparsers(dest="powerbi_command", required=True, metavar="ACTION")
     create = powerbi_commands.add_parser(
@@ -101,6 +105,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ivi.contract_command import run_contract_command
 
         return run_contract_command(args)
+    if args.command == "lake":
+        from ivi.lake_command import run_lake_command
+
+        return run_lake_command(args)
     if args.command == "replay":
         from ivi.replay_command import run_replay_command
 

@@ -79,6 +79,7 @@ def run_demo(settings: Settings | None = None) -> int:
     print(f"clean outputs:   s3://{settings.processed_bucket}/<key>.csv and .json  ({settings.s3_endpoint})")
     print(f"quarantine:      s3://{settings.quarantine_bucket}/<key>.rejected.csv")
     print(f"reports:         s3://{settings.processed_bucket}/_reports/<key>.json")
+    print(f"Delta tables:    s3://{settings.lake_bucket}/<contract>  (`ivi lake show vendas`)")
     print(f"Prefect UI:      {settings.prefect_ui_url}")
     print(f"console:         {settings.console_url}  (upload files, follow them, replay quarantines)")
     print(f"  sign in as:    {settings.console_user}, with the password IVI_CONSOLE_PASSWORD of "

@@ -128,7 +128,7 @@ def is_ready(settings: Settings) -> bool:
 
 
 def ensure_buckets(settings: Settings) -> None:
-    """Create the raw, processed and quarantine buckets when absent."""
+    """Create the raw, processed, quarantine and lake buckets when absent."""
     client = s3_client(settings)
     for bucket in settings.buckets.values():
         if not client.bucket_exists(bucket):

@@ -448,7 +448,8 @@ def test_minio_creates_the_buckets_and_user_the_pipeline_uses() -> None:
     minio = helm_values("minio-values.yaml")
     config = config_map(render("dev"))
     assert {b["name"] for b in minio["buckets"]} == {
-        config["IVI_RAW_BUCKET"], config["IVI_PROCESSED_BUCKET"], config["IVI_QUARANTINE_BUCKET"]
+        config["IVI_RAW_BUCKET"], config["IVI_PROCESSED_BUCKET"], config["IVI_QUARANTINE_BUCKET"],
+        config["IVI_LAKE_BUCKET"],
     }
     assert (minio["fullnameOverride"], str(minio["service"]["port"])) == (
         config["IVI_S3_HOST"], config["IVI_S3_PORT"]

@@ -46,6 +46,7 @@ from ivi.settings import Settings
 from tests.paths import REPO_ROOT
 
 RECONCILE_EVERY_SECONDS = 300  # the design: every 5 minutes
+MAINTAIN_LAKE_EVERY_SECONDS = 86400  # issue 15: the Delta tables compacted and vacuumed nightly
 PLACEHOLDER = re.compile(r"\{\{\s*\$([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 EVENT_LABEL = re.compile(r"event\.resource\[\s*['\"]([^'\"]+)['\"]\s*\]")
 # Settings that are not the defaults, so that a value taken from the defaults shows.
@@ -209,6 +210,19 @@ def test_the_reconcile_runs_over_the_raw_bucket_of_the_settings(
         assert flow.validate_parameters(dict(config["parameters"]))["bucket"] == SETTINGS.raw_bucket
 
 
+def test_the_lake_is_maintained_every_night_with_complete_parameters(
+    deployments: list[dict[str, Any]], flows: dict[str, Flow[Any, Any]]
+) -> None:
+    """Issue 15: every upload is one commit; a nightly run compacts and vacuums the tables."""
+    [config] = [config for config in deployments if config["entrypoint"] == "flows/maintain_lake.py:maintain_lake"]
+    [entry] = schedules(config)
+    schedule = entry["schedule"]
+    assert entry["active"] and isinstance(schedule, CronSchedule), entry
+    flow = flows[config["entrypoint"]]
+    retention = flow.validate_parameters(dict(config["parameters"]))["retention_hours"]
+    assert retention >= 168, "Delta's default retention: a reader may still read a week-old version"
+
+
 # --- the upload trigger ---------------------------------------------------------------------
 def triggered(deployments: list[dict[str, Any]]) -> list[tuple[dict[str, Any], DeploymentEventTrigger]]:
     found = [(config, trigger) for config in deployments for trigger in triggers(config)]
@@ -287,6 +301,10 @@ def test_the_powerbi_catch_up_fires_every_ten_minutes_over_due_deferrals_only(
     assert schedule_gaps(deployments, "powerbi-catch-up") == {600.0}
     [config] = [config for config in deployments if config["name"] == "powerbi-catch-up"]
     assert flows[config["entrypoint"]].validate_parameters(dict(config["parameters"])) == {"due_only": True}
+
+
+def test_the_lake_maintenance_fires_every_night(deployments: list[dict[str, Any]]) -> None:
+    assert schedule_gaps(deployments, "maintain-lake") == {MAINTAIN_LAKE_EVERY_SECONDS}
 
 
 def test_a_broken_schedule_is_refused(tmp_path: Path) -> None:

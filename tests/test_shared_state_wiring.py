@@ -44,7 +44,7 @@ def store_settings() -> Settings:
     return Settings(
         _env_file=None, s3_host="store.example", s3_port=9123, s3_secure=True,
         s3_access_key="pipeline", s3_secret_key="s3-secret-for-tests",
-        processed_bucket="shared-processed", raw_bucket="shared-raw",
+        processed_bucket="shared-processed", raw_bucket="shared-raw", lake_bucket="shared-lake",
     )
 
 
@@ -77,6 +77,14 @@ def test_register_blocks_saves_the_credentials_and_the_results_bucket(monkeypatc
     assert (buckets.raw_bucket, buckets.processed_bucket) == ("shared-raw", "shared-processed")
     credentials, results = saved[MINIO_CREDENTIALS_BLOCK], saved[RESULTS_BLOCK]
     assert isinstance(credentials, MinIOCredentials) and isinstance(results, S3Bucket)
+    # the Delta tables (issue 15): the lake bucket, reached with the very same store and keys
+    from flows.export_lake import lake_storage_options
+
+    assert buckets.lake_bucket == "shared-lake"
+    lake = lake_storage_options(credentials)
+    assert lake["AWS_ENDPOINT_URL"] == "https://store.example:9123" and lake["AWS_ALLOW_HTTP"] == "false"
+    assert (lake["AWS_ACCESS_KEY_ID"], lake["AWS_SECRET_ACCESS_KEY"]) == ("pipeline", "s3-secret-for-tests")
+    assert lake["conditional_put"] == "etag"
     assert credentials.aws_client_parameters.endpoint_url == "https://store.example:9123"
     assert credentials.minio_root_user == "pipeline"
     assert credentials.minio_root_password.get_secret_value() == "s3-secret-for-tests"

@@ -54,13 +54,16 @@ def test_status_json_shows_endpoints_buckets_and_services_but_no_secret(stack: S
         "console_url": f"http://127.0.0.1:{stack.console_port}",
         "powerbi_standin_url": f"http://127.0.0.1:{stack.powerbi_port}",
         "metrics_urls": [f"{stack.relay_url}/metrics", f"http://127.0.0.1:{stack.metrics_port}/metrics"],
-        "buckets": {"raw": "raw", "processed": "processed", "quarantine": "quarantine"},
+        "buckets": {"raw": "raw", "processed": "processed", "quarantine": "quarantine", "lake": "lake"},
         "services": {"postgres": "up", "seaweedfs": "up", "prefect-server": "up", "relay": "up",
                      "console": "up", "metrics": "up", "powerbi-standin": "up", "worker": "up", "engine": "up"},
     }
     for secret in (stack.webhook_token, stack.s3_secret_key, stack.postgres_password, stack.console_password,
                    stack.console_session_secret, stack.metrics_token):
         assert secret.get_secret_value() not in result.stdout + result.stderr
+    from ivi.seaweed import bucket_status
+
+    assert bucket_status(stack) == {"raw": True, "processed": True, "quarantine": True, "lake": True}
 
 
 def test_status_of_a_stack_that_is_not_running_says_down(

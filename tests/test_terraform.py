@@ -615,3 +615,29 @@ def test_a_worker_that_shares_a_volume_or_sees_another_store_is_reported(
     tmp_path: Path, module: str, old: str, new: str, problem: str
 ) -> None:
     assert problem in shared_state_problems(broken_copy(tmp_path, module, old, new))
+
+
+# --- The Delta Lake bucket (issue 15) ---------------------------------------------------------
+def _module_text(path: Path) -> str:
+    return "\n".join(p.read_text() for p in sorted(path.rglob("*"))
+                     if p.is_file() and (p.suffix in {".tf", ".tftpl"} or p.name.endswith(".example")))
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.name)
+def test_every_module_that_names_the_buckets_names_the_lake_bucket(path: Path) -> None:
+    text = _module_text(path)
+    if "IVI_QUARANTINE_BUCKET" in text:
+        assert "IVI_LAKE_BUCKET" in text, f"{path.name} gives the workers no lake bucket"
+    for line in text.splitlines():
+        if "quarantine" in line and ("mc mb" in line or re.search(r"quarantine\s*=", line)):
+            assert "lake" in line or re.search(r"lake\s*=", text), f"{path.name}: {line.strip()}"
+
+
+def test_aws_creates_the_lake_bucket_and_lets_the_pipeline_vacuum_it() -> None:
+    config = Config.load(TERRAFORM_DIR / "modules/aws")
+    assert "lake" in "".join(strings(config.locals["buckets"]))
+    storage = (TERRAFORM_DIR / "modules/aws/storage.tf").read_text()
+    lake_statement = storage.split('sid = "WriteTheLake"', 1)[1].split("}", 1)[0]
+    assert '"s3:DeleteObject"' in lake_statement and 'aws_s3_bucket.this["lake"]' in lake_statement
+    outside = storage.split('sid = "WriteTheLake"', 1)[0]
+    assert "s3:DeleteObject" not in outside, "only the lake's files are ever deleted"

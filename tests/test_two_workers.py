@@ -54,6 +54,7 @@ from tests.powerbi_pipeline_support import (
     standin_requests,
     vendas_csv,
 )
+from tests.lake_support import commits_of_key, etags_of_key, lake_table
 from tests.stack_support import auth_headers
 
 pytestmark = pytest.mark.services
@@ -183,6 +184,13 @@ def _assert_pushed_once(settings: Settings, marker: str, rows: int) -> None:
     assert sorted(r["id_venda"] for r in pushed) == list(range(1, rows + 1))
 
 
+def _assert_in_lake_once(settings: Settings, key: str, etag: str, rows: int) -> None:
+    """The Delta table holds the version's rows once, from one commit (issue 15)."""
+    table = lake_table(settings, "vendas")
+    assert etags_of_key(table, key) == [etag] * rows
+    assert len(commits_of_key(table, key)) == 1
+
+
 def test_duplicate_deliveries_and_concurrent_runs_on_two_workers_push_every_row_once(
     stack: Settings, second_worker: SecondWorker, quiet_stack: None
 ) -> None:
@@ -215,6 +223,7 @@ def test_duplicate_deliveries_and_concurrent_runs_on_two_workers_push_every_row_
     assert SECOND in workers and len(workers) == 2, f"the runs all went to {workers}"
     _assert_pushed_once(stack, marker, 25_000)
     assert wait_for_report(stack, key, etag)["powerbi_rows"] == 25_000
+    _assert_in_lake_once(stack, key, etag, 25_000)
 
 
 def _s3_client(settings: Settings) -> Any:
@@ -240,6 +249,7 @@ def test_forced_reruns_on_two_workers_find_the_batches_in_the_shared_cache(
     assert {worker_of(stack, run_id) for run_id in reruns} >= {SECOND}
     _assert_pushed_once(stack, marker, 15_000)
     assert len(standin_requests(stack)) == posts_before  # every batch came from the cache
+    _assert_in_lake_once(stack, key, etag, 15_000)  # no forced rerun committed again
     results = list(s3(stack).list_objects(stack.processed_bucket, prefix="_ivi/results/", recursive=True))
     assert results, "the batch cache lives in the shared bucket"
 

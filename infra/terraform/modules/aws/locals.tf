@@ -19,6 +19,7 @@ locals {
     raw        = "${var.bucket_prefix}-raw"
     processed  = "${var.bucket_prefix}-processed"
     quarantine = "${var.bucket_prefix}-quarantine"
+    lake       = "${var.bucket_prefix}-lake"
   }
 
   prefect_internal_host = "prefect-server.${var.name}.internal"
@@ -46,6 +47,7 @@ locals {
       IVI_RAW_BUCKET             = local.buckets.raw
       IVI_PROCESSED_BUCKET       = local.buckets.processed
       IVI_QUARANTINE_BUCKET      = local.buckets.quarantine
+      IVI_LAKE_BUCKET            = local.buckets.lake
       IVI_WORK_POOL              = var.work_pool
       IVI_WORK_POOL_TYPE         = "process"
       IVI_DATA_DIR               = local.data_dir

@@ -24,7 +24,7 @@ output "prefect_api_url" {
 }
 
 output "buckets" {
-  description = "Bucket names by role (raw, processed, quarantine)."
+  description = "Bucket names by role (raw, processed, quarantine, lake)."
   value       = local.buckets
 }
 

@@ -1,5 +1,6 @@
-# The three buckets. Uploads land in raw (never rewritten by the pipeline); the flows write
-# processed/ (clean CSV, JSON, _reports/) and quarantine/ (rejected rows, rejected files).
+# The four buckets. Uploads land in raw (never rewritten by the pipeline); the flows write
+# processed/ (clean CSV, JSON, _reports/), quarantine/ (rejected rows, rejected files) and
+# lake/ (a Delta table per contract, whose files the nightly vacuum deletes).
 
 resource "aws_s3_bucket" "this" {
   for_each = local.buckets
@@ -112,7 +113,8 @@ resource "aws_s3_bucket_notification" "raw" {
 # --- The pipeline's S3 credentials --------------------------------------------------------
 # The flows talk S3 through the `minio` client with the static keys of the `minio-credentials`
 # block (blocks/register.py), so the pipeline needs an access key rather than a task role.
-# Least privilege: read raw, read and write processed and quarantine, delete nothing.
+# Least privilege: read raw, read and write processed and quarantine, delete nothing there;
+# read, write and delete (vacuum) in lake.
 
 resource "aws_iam_user" "pipeline" {
   name = "${var.name}-pipeline-s3"
@@ -145,6 +147,20 @@ data "aws_iam_policy_document" "pipeline_s3" {
       "${aws_s3_bucket.this["processed"].arn}/*",
       "${aws_s3_bucket.this["quarantine"].arn}/*",
     ]
+  }
+
+  # The Delta tables: commits are conditional PUTs, and vacuum deletes the files no version
+  # within the retention needs (flows/maintain_lake.py).
+  statement {
+    sid = "WriteTheLake"
+    actions = [
+      "s3:GetObject",
+      "s3:PutObject",
+      "s3:DeleteObject",
+      "s3:AbortMultipartUpload",
+      "s3:ListMultipartUploadParts",
+    ]
+    resources = ["${aws_s3_bucket.this["lake"].arn}/*"]
   }
 
   dynamic "statement" {

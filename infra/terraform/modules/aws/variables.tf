@@ -127,7 +127,7 @@ variable "prefect_ui_port" {
 # --- Object store -----------------------------------------------------------------------
 
 variable "bucket_prefix" {
-  description = "Prefix of the three bucket names (<prefix>-raw, <prefix>-processed, <prefix>-quarantine); S3 names are global, so include something of your own (company, account, environment)."
+  description = "Prefix of the four bucket names (<prefix>-raw, <prefix>-processed, <prefix>-quarantine, <prefix>-lake); S3 names are global, so include something of your own (company, account, environment)."
   type        = string
 
   validation {

@@ -33,6 +33,7 @@ locals {
       IVI_RAW_BUCKET             = var.buckets.raw
       IVI_PROCESSED_BUCKET       = var.buckets.processed
       IVI_QUARANTINE_BUCKET      = var.buckets.quarantine
+      IVI_LAKE_BUCKET            = var.buckets.lake
       IVI_WORK_POOL              = var.work_pool
       IVI_WORK_POOL_TYPE         = "process"
       IVI_DATA_DIR               = local.data_dir

@@ -134,6 +134,7 @@ resource "azurerm_linux_virtual_machine" "minio" {
     raw_bucket          = var.buckets.raw
     processed_bucket    = var.buckets.processed
     quarantine_bucket   = var.buckets.quarantine
+    lake_bucket         = var.buckets.lake
   }))
 
   depends_on = [

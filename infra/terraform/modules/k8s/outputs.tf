@@ -25,7 +25,7 @@ output "prefect_ui_url" {
 
 output "buckets" {
   description = "Bucket names (fixed by infra/k8s/helm/minio-values.yaml and base/config.env)."
-  value       = { raw = "raw", processed = "processed", quarantine = "quarantine" }
+  value       = { raw = "raw", processed = "processed", quarantine = "quarantine", lake = "lake" }
 }
 
 output "s3_access_key" {

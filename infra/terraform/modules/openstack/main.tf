@@ -155,6 +155,7 @@ locals {
       IVI_RAW_BUCKET        = var.buckets.raw
       IVI_PROCESSED_BUCKET  = var.buckets.processed
       IVI_QUARANTINE_BUCKET = var.buckets.quarantine
+      IVI_LAKE_BUCKET       = var.buckets.lake
       IVI_WORK_POOL         = var.work_pool
       # The Prefect UI in a browser calls the API at the floating IP.
       IVI_PREFECT_HOST           = local.public_ip

@@ -187,6 +187,7 @@ variable "buckets" {
     raw        = optional(string, "raw")
     processed  = optional(string, "processed")
     quarantine = optional(string, "quarantine")
+    lake       = optional(string, "lake")
   })
   default = {}
 

@@ -1,0 +1,213 @@
+"""Benchmark of the Delta Lake export (issue 15): what it adds to processing a file, its peak
+memory, and that the table holds exactly the exported rows. Prints figures; not a test.
+
+- A throw-away SeaweedFS (`weed mini`, as `ivi up` runs it) on free ports, its data in a temp
+  dir, is the store; the 1M-row messy `vendas` file of `bench_process.py` is the input.
+- "without": a fresh process runs what a `process_object` run does with the file after fetch:
+  `process_file` (validate, clean, write), then export-csv (clean CSV and JSON to the
+  processed bucket). "with": the same, with export-lake running beside export-csv, as the flow
+  submits them (`flows/export_lake.py`'s task body, `.fn`, no Prefect server). Both import the
+  same modules. Interleaved, the order alternating, medians of `--reps`.
+- Alone, the Delta export's cost (the sequential worst case) and its peak RSS in a fresh process
+  on clean CSVs of 250k, 1M and 2M rows: bounded memory means the peak does not grow with them.
+- After each run the table's rows of that key are counted against the report's exported rows.
+
+Usage: .venv/bin/python bench/bench_lake.py [--reps 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+CHILD = r"""
+import json, os, sys, time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from pydantic import SecretStr
+from blocks.objectstore import minio_credentials
+from blocks.pipeline import PipelineBuckets
+from flows.export_lake import export_lake
+from ivi.settings import Settings
+from objectstore import store
+from processing.contract import load_contract
+from processing.run import process_file
+
+job = json.loads(sys.argv[1])
+settings = Settings(_env_file=None, s3_port=job["port"], s3_access_key=job["key"], s3_secret_key=SecretStr(job["secret"]))
+client = store.minio_client(settings.s3_endpoint, job["key"], job["secret"])
+credentials = minio_credentials(settings)
+contract = load_contract("vendas")
+version = store.find_object(client, "raw", job["raw_key"])
+out = {}
+started = time.perf_counter()
+if job["mode"] == "lake-only":
+    lake = export_lake.fn(client, PipelineBuckets(), credentials, Path(job["clean"]), contract, version,
+                          job["rows"])
+    out.update(lake.as_report())
+else:
+    report = process_file(Path(job["csv"]), contract, Path(job["out"]))
+    out["process_s"] = time.perf_counter() - started
+    keys = store.OutputKeys.for_key(job["raw_key"])
+    def export_csv():
+        store.put_file(client, "processed", keys.csv, Path(report.outputs["csv"]), "text/csv")
+        store.put_file(client, "processed", keys.json, Path(report.outputs["json"]), "application/json")
+    with ThreadPoolExecutor(2) as pool:
+        futures = [pool.submit(export_csv)]
+        if job["mode"] == "with":
+            futures.append(pool.submit(export_lake.fn, client, PipelineBuckets(), credentials,
+                                       Path(report.outputs["csv"]), contract, version, report.exported_rows))
+        results = [future.result() for future in futures]
+    out["exported_rows"] = report.exported_rows
+    out["clean_csv"] = report.outputs["csv"]
+    if job["mode"] == "with":
+        out.update(results[1].as_report())
+out["seconds"] = time.perf_counter() - started
+print(json.dumps(out))
+"""
+
+
+def start_store(base: Path) -> tuple[subprocess.Popen[bytes], dict[str, object]]:
+    from ivi import seaweed
+    from tests.stack_support import isolated_settings
+
+    settings = isolated_settings(base)
+    seaweed.write_config(settings, "http://127.0.0.1:9/unused")
+    log = (base / "weed.log").open("wb")
+    process = subprocess.Popen(seaweed.command(settings), cwd=seaweed.home(settings), stdout=log, stderr=log,
+                               start_new_session=True)
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if seaweed.is_ready(settings):
+                break
+        except Exception:  # noqa: BLE001 - still starting
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.5)
+    seaweed.ensure_buckets(settings)
+    return process, {"port": settings.s3_port, "key": settings.s3_access_key,
+                     "secret": settings.s3_secret_key.get_secret_value(), "settings": settings}
+
+
+def run_child(job: dict[str, object]) -> tuple[dict[str, object], float]:
+    """One fresh process; its printed result (with its CPU seconds, user + system, which the
+    load of a shared machine changes far less than wall time) and its peak RSS (MB)."""
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(job)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    out = proc.stdout.read().decode() if proc.stdout else ""
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"child failed: {err[-2000:]}")
+    result = json.loads(out.strip().splitlines()[-1])
+    result["cpu_s"] = usage.ru_utime + usage.ru_stime
+    return result, usage.ru_maxrss / 1024
+
+
+def table_rows(store_info: dict[str, object], key: str) -> int:
+    import pyarrow.compute as pc
+    from deltalake import DeltaTable
+
+    from lake.storage import s3_storage_options
+
+    settings = store_info["settings"]
+    options = s3_storage_options(settings.s3_endpoint, settings.s3_access_key,  # type: ignore[attr-defined]
+                                 settings.s3_secret_key.get_secret_value(), settings.s3_region)  # type: ignore[attr-defined]
+    table = DeltaTable("s3://lake/vendas", storage_options=options)
+    return table.to_pyarrow_dataset().count_rows(filter=pc.field("_source_key") == key)
+
+
+def sized_copy(clean_csv: Path, rows: int, target: Path) -> int:
+    """The clean CSV cut to, or repeated up to, about `rows` rows (its header once); how many
+    rows it holds (a quoted value may hold a line break, so lines are not rows)."""
+    import polars as pl
+
+    with clean_csv.open("rb") as source, target.open("wb") as out:
+        header = source.readline()
+        body = source.readlines()
+        out.write(header)
+        written = 0
+        while written < rows:
+            take = body[: rows - written]
+            out.writelines(take)
+            written += len(take)
+    return int(pl.scan_csv(target, infer_schema=False).select(pl.len()).collect().item())
+
+
+def main(argv: list[str] | None = None) -> int:
+    from bench_process import ensure_input
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=3)
+    args = parser.parse_args(argv)
+    csv_path, truth = ensure_input(1_000_000)
+    with tempfile.TemporaryDirectory(prefix="ivi-bench-lake-") as temp:
+        base = Path(temp)
+        weed, store_info = start_store(base)
+        try:
+            from objectstore import store
+
+            settings = store_info["settings"]
+            client = store.minio_client(settings.s3_endpoint, settings.s3_access_key,  # type: ignore[attr-defined]
+                                        settings.s3_secret_key.get_secret_value())  # type: ignore[attr-defined]
+            common = {k: store_info[k] for k in ("port", "key", "secret")}
+            times: dict[str, list[float]] = {"without": [], "with": []}
+            cpu: dict[str, list[float]] = {"without": [], "with": []}
+            last: dict[str, object] = {}
+            for rep in range(args.reps):
+                for mode in (("without", "with") if rep % 2 == 0 else ("with", "without")):
+                    raw_key = f"vendas/bench-{rep}-{mode}.csv"
+                    store.put_file(client, "raw", raw_key, csv_path, "text/csv")
+                    result, rss = run_child({**common, "mode": mode, "csv": str(csv_path), "raw_key": raw_key,
+                                             "out": str(base / f"out-{rep}-{mode}")})
+                    times[mode].append(float(result["seconds"]))  # type: ignore[arg-type]
+                    cpu[mode].append(float(result["cpu_s"]))  # type: ignore[arg-type]
+                    line = (f"  rep {rep + 1}: {mode:<8} {result['seconds']:6.2f} s (process_file "
+                            f"{result['process_s']:5.2f} s)  CPU {result['cpu_s']:6.2f} s  peak RSS {rss:6.0f} MB")
+                    if mode == "with":
+                        rows = table_rows(store_info, raw_key)
+                        assert rows == result["exported_rows"] == result["lake_rows"], (rows, result)
+                        line += f"  table: {rows:,} rows of the key = exported {result['exported_rows']:,}"
+                        last = result
+                    print(line, flush=True)
+            without, with_lake = statistics.median(times["without"]), statistics.median(times["with"])
+            print(f"\nprocess + export-csv:               {without:.2f} s (median of {args.reps})")
+            print(f"process + export-csv ∥ export-lake: {with_lake:.2f} s  ratio {with_lake / without:.3f}")
+            cpu_without, cpu_with = statistics.median(cpu["without"]), statistics.median(cpu["with"])
+            print(f"CPU seconds (user + system): {cpu_without:.2f} s without, {cpu_with:.2f} s with, "
+                  f"ratio {cpu_with / cpu_without:.3f}")
+            print(f"ground truth exported rows: {truth['exported_rows']:,}; table: {last['lake_rows']:,}")
+
+            clean = Path(str(last["clean_csv"]))
+            print("\nexport-lake alone, fresh process per size (peak RSS must not grow with rows):")
+            for rows in (250_000, 1_000_000, 2_000_000):
+                copy = base / f"clean-{rows}.csv"
+                rows = sized_copy(clean, rows, copy)
+                raw_key = f"vendas/bench-alone-{rows}.csv"
+                store.put_file(client, "raw", raw_key, csv_path, "text/csv")
+                result, rss = run_child({**common, "mode": "lake-only", "clean": str(copy), "rows": rows,
+                                         "raw_key": raw_key})
+                rows_in_table = table_rows(store_info, raw_key)
+                assert rows_in_table == rows == result["lake_rows"], (rows_in_table, rows, result)
+                print(f"  {rows:>9,} rows: {result['seconds']:6.2f} s  CPU {result['cpu_s']:5.2f} s  peak RSS {rss:6.0f} MB  "
+                      f"table: {rows_in_table:,} rows of the key", flush=True)
+        finally:
+            os.killpg(weed.pid, 15)
+            weed.wait(timeout=30)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

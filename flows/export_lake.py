@@ -1,0 +1,96 @@
+"""export-lake: the clean rows of one object version into its contract's Delta table.
+
+The durable export (issue 15): `s3://<lake bucket>/<contract>` holds exactly the latest
+processed version of each raw object (the rules are in `lake/table.py`). This task streams the
+clean CSV to delta-rs a block at a time (`lake/source.py`: memory stays bounded whatever the
+file's size) and
+retries a commit that lost a race with a concurrent commit of the same key; each attempt asks
+the store again whether this version is still the object's current one, so a newer upload's
+rows are never replaced by an older one's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from deltalake.exceptions import CommitFailedError
+from minio import Minio
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.states import State
+from prefect_aws import MinIOCredentials
+from urllib3.exceptions import HTTPError
+
+from blocks.pipeline import PipelineBuckets
+from lake.schema import LakeColumn, table_schema
+from lake.source import csv_batches
+from lake.storage import s3_storage_options, table_uri
+from lake.table import LakeTarget, LakeWrite, SourceVersion, replace_source
+from objectstore import store
+from processing.contract import Contract
+
+
+def lake_storage_options(credentials: MinIOCredentials) -> dict[str, str]:
+    """delta-rs' storage options from the `minio-credentials` block the flows load."""
+    endpoint = str(credentials.aws_client_parameters.endpoint_url or "http://127.0.0.1:9000")
+    return s3_storage_options(
+        endpoint,
+        credentials.minio_root_user,
+        credentials.minio_root_password.get_secret_value(),
+        credentials.region_name or "us-east-1",
+    )
+
+
+def lake_columns(contract: Contract) -> list[LakeColumn]:
+    """The contract's columns as the lake core takes them."""
+    return [LakeColumn(spec.name, spec.type, utc=spec.type == "datetime" and bool(spec.timezone))
+            for spec in contract.columns]
+
+
+def lake_target(buckets: PipelineBuckets, contract: Contract, credentials: MinIOCredentials) -> LakeTarget:
+    return LakeTarget(
+        table_uri(buckets.lake_bucket, contract.name), contract.name, lake_columns(contract),
+        lake_storage_options(credentials),
+    )
+
+
+def _retry_on_conflict(task: Any, task_run: Any, state: State) -> bool:
+    """Retry a commit that lost to a concurrent one, and a store that did not answer; a
+    schema the table cannot take (LakeSchemaError) is final."""
+    try:
+        state.result()
+    except (CommitFailedError, HTTPError, ConnectionError, TimeoutError):
+        return True
+    except OSError as error:  # delta-rs' object store errors (a store briefly away)
+        return "connect" in str(error).lower()
+    except Exception:  # noqa: BLE001
+        return False
+    return False
+
+
+@task(name="export-lake", retries=6, retry_delay_seconds=[0.5, 1, 2, 4, 8, 8],
+      retry_condition_fn=_retry_on_conflict, cache_policy=NO_CACHE)
+def export_lake(
+    client: Minio,
+    buckets: PipelineBuckets,
+    credentials: MinIOCredentials,
+    clean_csv: Path,
+    contract: Contract,
+    version: store.ObjectVersion,
+    exported_rows: int,
+) -> LakeWrite:
+    """Replace the object's rows in the table with this version's clean rows (one commit)."""
+
+    def still_current() -> bool:
+        current = store.find_object(client, version.bucket, version.key)
+        return current is not None and current.etag == version.etag
+
+    target = lake_target(buckets, contract, credentials)
+    return replace_source(
+        target,
+        csv_batches(clean_csv, table_schema(target.columns)),
+        SourceVersion(version.key, version.etag),
+        expected_rows=exported_rows,
+        still_current=still_current,
+    )
