@@ -14,21 +14,23 @@ It starts a stack of its own (free ports, a temporary data dir) and stops it at 
 Run: `.venv/bin/python bench/bench_load.py [--files 200] [--levels 1,2,4] [--timeout 1200]`
 or `make bench-load`. `--levels` takes `0` for "no limit" (what `ivi up` configures).
 
-Measured on 2 shared cores while the embedded Prefect server still ran on SQLite (it runs on
-PostgreSQL since; not measured there yet), worker limit 4, other test sessions running at
-times, 200 files per level, ~170,000 rows, uploads done in 1-3 s:
+Under each level's line it prints the CPU seconds each service of the stack spent per file
+(the flow runs are the pre-warmed engine's children): on shared cores the wall clock moves
+with whatever else runs, the CPU a file costs much less.
+
+Measured on 2 cores with nothing else running, PostgreSQL server, the Delta export on,
+200 files (~170,000 rows), uploads done in about 1 s (docs/shared-state.md has the history):
 
     concurrency files upload s files/min median s   p95 s   max s POSTs/60s  result
-              1   200      2.5      16.4    473.8   710.7   730.8        21  ok
-              2   200      1.1      25.5    290.7   453.4   470.0        25  ok
-              4   200      1.6      26.5    295.7   438.5   450.4        30  2 no-op runs
+           none   200      1.0      43.7    144.9   262.8   273.5        31  ok
+                CPU s per file: prefect-server 1.068, engine 0.752, postgres 0.307,
+                worker 0.162, seaweedfs 0.155, powerbi-standin 0.017; total 2.469
 
-A tiny file alone takes ~3 s from upload to report (bench/bench_pipeline.py); in a burst
-the latency is the queue: throughput stops growing past 2 runs at a time because the
-Prefect server (then its SQLite writes) was the bottleneck, not the runs and not Power BI (at
-most 30 POSTs a minute against 119 allowed). Without a limit, 200 runs at once kept the
-server answering 503 for minutes (runs crashed before starting, rate-limit slots could not
-be taken): hence the embedded worker's `--limit` (ivi/prefect_stack.py).
+The burst is CPU-bound: the two cores are busy throughout, Prefect's own work (server,
+PostgreSQL, worker, the runs' client side) being about 1.9 of the 2.5 CPU seconds a file
+costs. Power BI is not the limit (31 POSTs a minute against 119 allowed). Without a worker
+limit, 200 runs at once kept the server answering 503 for minutes: hence the embedded
+worker's `--limit` (ivi/prefect_stack.py).
 """
 
 from __future__ import annotations
