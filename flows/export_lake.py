@@ -12,16 +12,15 @@ rows are never replaced by an older one's.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from deltalake.exceptions import CommitFailedError
 from minio import Minio
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from prefect.states import State
 from prefect_aws import MinIOCredentials
 from urllib3.exceptions import HTTPError
 
+from flows.retries import retry_when
 from blocks.pipeline import PipelineBuckets
 from lake.schema import LakeColumn, table_schema
 from lake.source import csv_batches
@@ -55,18 +54,12 @@ def lake_target(buckets: PipelineBuckets, contract: Contract, credentials: MinIO
     )
 
 
-def _retry_on_conflict(task: Any, task_run: Any, state: State) -> bool:
-    """Retry a commit that lost to a concurrent one, and a store that did not answer; a
-    schema the table cannot take (LakeSchemaError) is final."""
-    try:
-        state.result()
-    except (CommitFailedError, HTTPError, ConnectionError, TimeoutError):
-        return True
-    except OSError as error:  # delta-rs' object store errors (a store briefly away)
-        return "connect" in str(error).lower()
-    except Exception:  # noqa: BLE001
-        return False
-    return False
+# A commit that lost to a concurrent one, and a store that did not answer (delta-rs' object
+# store errors are OSErrors that say so); a schema the table cannot take is final.
+_retry_on_conflict = retry_when(
+    (CommitFailedError, HTTPError, ConnectionError, TimeoutError),
+    also=lambda error: isinstance(error, OSError) and "connect" in str(error).lower(),
+)
 
 
 @task(name="export-lake", retries=6, retry_delay_seconds=[0.5, 1, 2, 4, 8, 8],

@@ -33,9 +33,9 @@ from prefect.concurrency.sync import rate_limit
 from prefect.client.orchestration import get_client
 from prefect.context import TaskRunContext
 from prefect.exceptions import ObjectNotFound
-from prefect.states import State
 from prefect.transactions import CommitMode, transaction
 
+from flows.retries import retry_when
 from blocks.powerbi import PowerBIPushDataset, PowerBIStreamingDataset, block_name
 from powerbi.push import (
     DEFERRED,
@@ -139,16 +139,9 @@ def _batch_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str
     return f"powerbi-batch/{where}/{parameters['version']}/{batch.number}/{batch.digest}"
 
 
-def _retry_when_unavailable(task: Any, task_run: Any, state: State) -> bool:
-    """Retry what a later attempt can get past: Power BI unavailable, or the Prefect server
-    too busy to hand out a rate-limit slot (its 503, seen under a burst of uploads)."""
-    try:
-        state.result()
-    except (PowerBIUnavailable, ConcurrencySlotAcquisitionError):
-        return True
-    except Exception:  # noqa: BLE001 - 400/403 and bugs are final
-        return False
-    return False
+# What a later attempt can get past: Power BI unavailable, or the Prefect server too busy to
+# hand out a rate-limit slot (its 503, seen under a burst of uploads); 400/403 and bugs are final.
+_retry_when_unavailable = retry_when((PowerBIUnavailable, ConcurrencySlotAcquisitionError))
 
 
 def _wait_for_slot_decay(limit: str) -> None:

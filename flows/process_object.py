@@ -13,7 +13,6 @@ import errno
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from minio import Minio
 from minio.error import S3Error
@@ -23,6 +22,7 @@ from prefect.states import Completed, Failed, State
 from prefect_aws import MinIOCredentials
 from urllib3.exceptions import HTTPError
 
+from flows.retries import retry_when
 from blocks.objectstore import MINIO_CREDENTIALS_BLOCK, RESULT_STORAGE, store_client
 from blocks.pipeline import PipelineBuckets, load_buckets
 from objectstore import store
@@ -44,17 +44,11 @@ from powerbi.push import DEFERRED, SKIPPED, TABLE_FULL
 TRANSIENT_S3_ERRORS = (HTTPError, ConnectionError, TimeoutError)
 
 
-def _retry_on_transient(task: Any, task_run: Any, state: State) -> bool:
-    """Retry connection problems and server errors; a missing object will not reappear."""
-    try:
-        state.result()
-    except TRANSIENT_S3_ERRORS:
-        return True
-    except S3Error as error:
-        return error.code not in {"NoSuchKey", "NoSuchBucket", "AccessDenied"}
-    except Exception:  # noqa: BLE001
-        return False
-    return False
+# Connection problems and server errors; a missing object will not reappear.
+_retry_on_transient = retry_when(
+    TRANSIENT_S3_ERRORS,
+    also=lambda error: isinstance(error, S3Error) and error.code not in {"NoSuchKey", "NoSuchBucket", "AccessDenied"},
+)
 
 
 def s3_client(credentials: MinIOCredentials | None = None) -> Minio:

@@ -20,10 +20,11 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
-from prefect.states import Crashed, State
+from prefect.states import Crashed
 from prefect_aws import MinIOCredentials
 from urllib3.exceptions import HTTPError
 
+from flows.retries import retry_when
 from blocks.pipeline import PipelineBuckets
 from flows.run_context import current_flow_run_id
 from objectstore import store
@@ -90,18 +91,13 @@ def _mark_crashed(holder: str, why: str) -> None:
             )
 
 
-def _retry_when_store_unreachable(task: Any, task_run: Any, state: State) -> bool:
-    """The lock's store did not answer, or answered 5xx: a later attempt may get through.
-    A lock still held after the wait is final."""
-    try:
-        state.result()
-    except (BotoConnectionError, HTTPError, ConnectionError, TimeoutError):
-        return True
-    except ClientError as error:
-        return int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)) >= 500
-    except Exception:  # noqa: BLE001
-        return False
-    return False
+# The lock's store did not answer, or answered 5xx: a later attempt may get through. A lock
+# still held after the wait is final.
+_retry_when_store_unreachable = retry_when(
+    (BotoConnectionError, HTTPError, ConnectionError, TimeoutError),
+    also=lambda error: isinstance(error, ClientError)
+    and int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)) >= 500,
+)
 
 
 @task(name="take-version-lock", retries=4, retry_delay_seconds=[1, 2, 4, 8],

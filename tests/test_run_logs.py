@@ -24,7 +24,7 @@ import pytest
 from ivi import prefect_stack
 from ivi.settings import Settings
 from tests.fault_support import create_run, poll, stack_left_healthy, stop_service, wait_for_final_state
-from tests.pipeline_support import FINAL_STATES, flow_runs_for_key, upload
+from tests.pipeline_support import FINAL_STATES, flow_runs_for_key, runs_that_processed, upload
 from tests.stack_support import pipeline_block_changed, prefect_request
 
 pytestmark = pytest.mark.services
@@ -77,7 +77,7 @@ def _start_and_finish(settings: Settings, prefix: str) -> Runs:
         {"bucket": settings.raw_bucket, "prefix": f"{prefix}nothing-here-either/"},
         job_variables={"env": {"PREFECT_LOGGING_LEVEL": "DEBUG"}},
     )
-    found = {name: _the_run_of(settings, key, other_than="")["id"] for name, key in keys.items()}
+    found = {name: _the_run_of(settings, key)["id"] for name, key in keys.items()}
     for run_id in (backfill, backfill_debug):
         wait_for_final_state(settings, run_id, timeout=RUN_TIMEOUT_SECONDS)
     # Last, alone: a misconfigured pipeline block (a quarantine bucket name the S3 client
@@ -91,10 +91,11 @@ def _start_and_finish(settings: Settings, prefix: str) -> Runs:
     return Runs(prefix, crashed=crashed, backfill=backfill, backfill_debug=backfill_debug, **found)
 
 
-def _the_run_of(settings: Settings, key: str, other_than: str) -> dict[str, Any]:
-    """The process_object run the upload of `key` started, once it has ended."""
+def _the_run_of(settings: Settings, key: str) -> dict[str, Any]:
+    """The process_object run that processed the upload of `key`, once it has ended (the
+    5-minute reconcile may have started another that found the work done)."""
     def ended() -> dict[str, Any] | None:
-        runs = [run for run in flow_runs_for_key(settings, key) if run["id"] != other_than]
+        runs = runs_that_processed(flow_runs_for_key(settings, key))
         return runs[0] if len(runs) == 1 and runs[0]["state_type"] in FINAL_STATES else None
 
     return dict(poll(ended, f"the run of {key} to end", RUN_TIMEOUT_SECONDS, interval=0.5))

@@ -26,6 +26,7 @@ from ivi import prefect_stack
 from ivi.settings import Settings
 from tests.paths import REPO_ROOT
 from tests.fault_support import (
+    _unix,
     bring_back,
     create_run,
     poll,
@@ -134,11 +135,6 @@ class SecondWorker:
                 continue
         return None
 
-
-def _unix(stamp: str) -> float:
-    from datetime import datetime
-
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
 @pytest.fixture(scope="module")
