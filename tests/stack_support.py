@@ -169,3 +169,13 @@ def pipeline_block_changed(settings: Settings, **changes: str) -> Iterator[None]
             yield
         finally:
             original.save(PIPELINE_BLOCK, overwrite=True)
+
+
+def declared_deployments() -> set[str]:
+    """The deployments prefect.yaml declares: what the setup step must have deployed."""
+    import yaml
+
+    from tests.paths import REPO_ROOT
+
+    document = yaml.safe_load((REPO_ROOT / "prefect.yaml").read_text(encoding="utf-8"))
+    return {deployment["name"] for deployment in document["deployments"]}
