@@ -202,16 +202,20 @@ def test_duplicate_deliveries_and_concurrent_runs_on_two_workers_push_every_row_
     assert lease.acquire(timeout=5) is None
     try:
         body = minio_event(stack, quote_plus(key, safe="/"), etag, len(data))
-        for _ in range(3):  # the store's event, delivered three times
+        # The store's event, delivered three times: at most one run, since the relay gives a
+        # version one event id and Prefect keeps one event per id (none at all when the
+        # upload's own delivery, made while the trigger was off, took the id first).
+        for _ in range(3):
             answer = httpx.post(f"{stack.relay_url}/minio/events", headers=auth_headers(stack), json=body,
                                 timeout=10)
             assert answer.status_code == 200, answer.text
-        made = _runs_at_once(stack, key, etag, 9)  # and runs made through the API at once
+        made = _runs_at_once(stack, key, etag, 10)  # and runs made through the API at once
         poll(lambda: len([r for r in flow_runs_for_key(stack, key) if r["state_type"] == "RUNNING"]) >= 10,
              "ten runs waiting for the version's lock", 180, interval=0.5)
     finally:
         lease.release()
-    runs = wait_for_runs_to_finish(stack, key, at_least=len(made) + 1, timeout=300)
+    runs = wait_for_runs_to_finish(stack, key, at_least=len(made), timeout=300)
+    assert len(runs) <= len(made) + 1
     assert set(made) <= {run["id"] for run in runs}
     assert {run["state_type"] for run in runs} == {"COMPLETED"}, [run["state"] for run in runs]
     assert len(runs_that_processed(runs)) == 1
