@@ -7,6 +7,10 @@ or a Kubernetes run pod has a home of its own, so a cache written by one worker 
 to the next, and a forced rerun on another worker pushed its rows again. The flows therefore
 name the S3Bucket block below as their result storage: one folder of the processed bucket,
 shared by every worker that shares the store.
+
+The flows themselves pass `persist_result=False`: nothing reads a flow's return value, and
+persisting it cost every run a PUT and a boto3 client of its own (a fifth of an empty run's
+CPU); the tasks that need a result kept (the Power BI batches) say `persist_result=True`.
 """
 
 from __future__ import annotations
@@ -59,3 +63,21 @@ def save_objectstore_blocks(settings: SetupSettings) -> list[str]:
     credentials.save(MINIO_CREDENTIALS_BLOCK, overwrite=True)
     results_bucket(credentials, settings).save(RESULTS_BLOCK, overwrite=True)
     return [MINIO_CREDENTIALS_BLOCK, RESULTS_BLOCK]
+
+
+def warm_results_client() -> None:
+    """Make the results block's S3 client now, in a process that forks flow runs.
+
+    prefect-aws caches clients by credentials (`_get_client_cached`), but each forked run
+    starts with an empty cache and builds a boto3 client on its first cached task (botocore
+    parsing the S3 model: a tenth of a small run's CPU). Made here, the client is inherited:
+    a run that loads the same block finds it. It holds no connection yet. Loading the block
+    emits an event, so the events worker is drained before the caller forks.
+    """
+    from prefect.events.worker import EventsWorker
+    from prefect.results import resolve_result_storage
+
+    storage = resolve_result_storage(RESULT_STORAGE, _sync=True)
+    if isinstance(storage, S3Bucket):
+        storage.credentials.get_client("s3")
+    EventsWorker.drain_all(timeout=10)

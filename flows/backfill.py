@@ -87,7 +87,7 @@ def has_a_run(version: store.ObjectVersion, scheduled: set[tuple[str, str]]) -> 
     return (version.key, version.etag) in scheduled or (version.key, "") in scheduled
 
 
-@flow(name="backfill", log_prints=False, result_storage=RESULT_STORAGE)
+@flow(name="backfill", log_prints=False, result_storage=RESULT_STORAGE, persist_result=False)
 def backfill(bucket: str = "raw", prefix: str = "", force: bool = False) -> list[str]:
     """Start one process_object run per pending object; returns the keys it started.
 

@@ -112,7 +112,7 @@ def catch_up(
         lease.release()
 
 
-@flow(name="powerbi_catch_up", log_prints=False, result_storage=RESULT_STORAGE)
+@flow(name="powerbi_catch_up", log_prints=False, result_storage=RESULT_STORAGE, persist_result=False)
 def powerbi_catch_up(due_only: bool = True) -> State:
     """Push every deferred export whose wait is over (all of them with `due_only=False`)."""
     buckets = load_buckets()

@@ -138,7 +138,7 @@ def _resolve_contract(
         ) from None
 
 
-@flow(name="process_object", log_prints=False, result_storage=RESULT_STORAGE)
+@flow(name="process_object", log_prints=False, result_storage=RESULT_STORAGE, persist_result=False)
 def process_object(
     bucket: str,
     key: str,
