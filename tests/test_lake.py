@@ -380,7 +380,7 @@ def test_each_data_file_has_delta_statistics_and_a_key_lookup_reads_only_its_fil
 def test_a_writer_killed_before_replacing_a_key_leaves_its_rows_as_they_were(stack: Settings) -> None:
     uri = _test_table(stack)
     version = _write(stack, uri, "key", "e1", range(0, 600))
-    killed = start_writer(stack, uri, "key", "e2", 120_000, chunk=40_000, file_size=100_000,
+    killed = start_writer(stack, uri, "key", "e2", 300_000, chunk=50_000, file_size=100_000,
                           first_id=50_000, kill=True)
     _out, err = killed.communicate(timeout=180)
     assert killed.returncode == -9, err
