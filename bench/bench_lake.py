@@ -88,6 +88,7 @@ else:
     if job["mode"] == "with":
         out.update(results[1].as_report())
 out["seconds"] = time.perf_counter() - started
+out["peak_rss_kb"] = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
 print(json.dumps(out))
 """
 
@@ -117,7 +118,9 @@ def start_store(base: Path) -> tuple[subprocess.Popen[bytes], dict[str, object]]
 
 def run_child(job: dict[str, object]) -> tuple[dict[str, object], float]:
     """One fresh process; its printed result (with its CPU seconds, user + system, which the
-    load of a shared machine changes far less than wall time) and its peak RSS (MB)."""
+    load of a shared machine changes far less than wall time) and its peak RSS (MB): the
+    child's own high-water mark (`VmHWM`, of its memory since exec; `ru_maxrss` would start
+    from this process' size, which grows with the sized copies made here)."""
     proc = subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(job)], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -127,7 +130,7 @@ def run_child(job: dict[str, object]) -> tuple[dict[str, object], float]:
         raise RuntimeError(f"child failed: {err[-2000:]}")
     result = json.loads(out.strip().splitlines()[-1])
     result["cpu_s"] = usage.ru_utime + usage.ru_stime
-    return result, usage.ru_maxrss / 1024
+    return result, int(result["peak_rss_kb"]) / 1024  # type: ignore[call-overload]
 
 
 def table_rows(store_info: dict[str, object], key: str) -> int:
