@@ -88,7 +88,8 @@ def error_text(error: BaseException) -> str:
 
 
 def key_predicate(key: str) -> str:
-    """`_source_key = '<key>'`, the key as a SQL string literal (quotes doubled)."""
+    """`_source_key = '<key>'`, the key as a SQL string literal (quotes doubled): the predicate
+    `DeltaTable.delete` takes to take a key out of the table (docs/lake.md)."""
     return f"{SOURCE_KEY} = '{key.replace(chr(39), chr(39) * 2)}'"
 
 

@@ -1,5 +1,7 @@
 """The lake core without a store: a contract's columns as Arrow types, which table changes are
-refused (naming the column), the rows as delta-rs gets them, and the key's SQL predicate."""
+refused (naming the column), the rows as the table gets them, the key's SQL predicate, the
+data files' Delta statistics, and what delta-rs' commit does with hand-built actions (on a
+local table)."""
 
 from __future__ import annotations
 
@@ -7,8 +9,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pyarrow as pa
-from deltalake.transaction import AddAction
 import pytest
+from deltalake.transaction import AddAction
 
 from flows.export_lake import lake_columns
 from lake.schema import (
