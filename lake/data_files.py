@@ -27,6 +27,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+from deltalake import DeltaTable
 from deltalake.fs import DeltaStorageHandler
 from deltalake.transaction import AddAction
 
@@ -35,9 +36,13 @@ ROW_GROUP_ROWS = 128 * 1024  # ~10 MB of Arrow for `vendas`; readers skip and de
 STATS_STRING_LIMIT = 256  # longer strings: a prefix as the minimum, no maximum (see _encoded)
 
 
-def table_filesystem(uri: str, storage_options: dict[str, str]) -> pafs.FileSystem:
-    """The table's location as a pyarrow filesystem, paths relative to the table root."""
-    return pafs.PyFileSystem(DeltaStorageHandler(uri, storage_options))
+def table_filesystem(table: DeltaTable, storage_options: dict[str, str]) -> pafs.FileSystem:
+    """The table's location as a pyarrow filesystem, paths relative to the table root.
+
+    Built on the table's own object store client (`DeltaStorageHandler.from_table`, as
+    delta-rs' `to_pyarrow_dataset` does; it takes the table's inner `RawDeltaTable`): a new
+    S3 client would cost ~5 ms of CPU, a fifth of a small file's export."""
+    return pafs.PyFileSystem(DeltaStorageHandler.from_table(table._table, storage_options))
 
 
 def data_file_name() -> str:

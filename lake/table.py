@@ -125,17 +125,23 @@ def _open_or_create(uri: str, storage_options: dict[str, str], schema: pa.Schema
     return DeltaTable(uri, storage_options=storage_options)
 
 
-def _rows_of(table: DeltaTable, condition: pc.Expression) -> bool:
-    """Whether any row matches (file statistics on `_source_key` skip the other files)."""
-    return bool(table.to_pyarrow_dataset().head(1, columns=[SOURCE_KEY], filter=condition).num_rows)
+def _rows_of(table: DeltaTable, equal: dict[str, str]) -> bool:
+    """Whether any row has these column values. The files' statistics prune the others while
+    the log is read (`file_pruning_predicate`: a table of 100 small files took 30 ms of CPU a
+    lookup when every file became a dataset fragment first); the rest are read."""
+    condition = None
+    for name, value in equal.items():
+        condition = pc.field(name) == value if condition is None else condition & (pc.field(name) == value)
+    dataset = table.to_pyarrow_dataset(file_pruning_predicate=[(name, "=", value) for name, value in equal.items()])
+    return bool(dataset.head(1, columns=[SOURCE_KEY], filter=condition).num_rows)
 
 
 def holds_version(table: DeltaTable, source: SourceVersion) -> bool:
-    return _rows_of(table, (pc.field(SOURCE_KEY) == source.key) & (pc.field(SOURCE_ETAG) == source.etag))
+    return _rows_of(table, {SOURCE_KEY: source.key, SOURCE_ETAG: source.etag})
 
 
 def holds_key(table: DeltaTable, key: str) -> bool:
-    return _rows_of(table, pc.field(SOURCE_KEY) == key)
+    return _rows_of(table, {SOURCE_KEY: key})
 
 
 def lineage_batches(
@@ -196,7 +202,7 @@ def replace_source(
         return LakeWrite(target.uri, table.version(), 0, skipped=skipped)
     if added:
         _add_columns(table, schema, added, source)
-    filesystem = table_filesystem(target.uri, target.storage_options)
+    filesystem = table_filesystem(table, target.storage_options)
     count = _RowCount()
     writer = DataFileWriter(filesystem, schema, target_file_size)
     writer.write_all(lineage_batches(chunks, schema, source, count, datetime.now(UTC)))

@@ -131,9 +131,11 @@ def test_the_clean_csv_is_read_back_in_the_table_types(tmp_path: Path) -> None:
 
 def _local_file(root: Path, key: str) -> AddAction:
     """A one-row data file of `key` in a local table's directory, as an Add action."""
+    from deltalake import DeltaTable
+
     from lake.data_files import DataFileWriter, table_filesystem
 
-    writer = DataFileWriter(table_filesystem(str(root), {}), _LOCAL_SCHEMA)
+    writer = DataFileWriter(table_filesystem(DeltaTable(str(root)), {}), _LOCAL_SCHEMA)
     writer.write(pa.record_batch({"id": pa.array([1], pa.int64()), SOURCE_KEY: [key]}, schema=_LOCAL_SCHEMA))
     [written] = writer.close()
     return written.action
