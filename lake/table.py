@@ -41,7 +41,7 @@ from deltalake import Schema as DeltaSchema
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 from deltalake.transaction import RemoveAction
 
-from lake.data_files import DataFileWriter, WrittenFile, table_filesystem
+from lake.data_files import ROW_GROUP_ROWS, DataFileWriter, WrittenFile, table_filesystem
 from lake.schema import INGESTED_AT, SOURCE_ETAG, SOURCE_KEY, LakeColumn, check_compatible, table_schema
 
 COMMIT_KEY = "ivi.source_key"  # the commit's custom metadata, shown by `ivi lake show`
@@ -296,21 +296,20 @@ def _replaced_files(
 
 
 def _rewrite(filesystem: pafs.FileSystem, path: str, key: str, target_file_size: int | None) -> _Rewrite:
-    """Whether the file holds `key`'s rows, and its other rows copied into new files (streamed
-    a row group at a time, in the file's own schema)."""
-    with filesystem.open_input_file(path) as handle:
-        keys = pq.read_table(handle, columns=[SOURCE_KEY]).column(SOURCE_KEY)
-    mine = pc.sum(pc.equal(keys, key)).as_py() or 0
-    if mine == 0:
-        return _Rewrite(holds_key=False)
-    if mine == len(keys):
-        return _Rewrite(holds_key=True)
+    """Whether the file holds `key`'s rows, and its other rows copied into new files, in the
+    file's own schema. Both passes stream the file a batch at a time: a compacted file may
+    hold millions of rows."""
     with filesystem.open_input_file(path) as handle:
         parquet = pq.ParquetFile(handle)
+        mine = sum(pc.sum(pc.equal(batch.column(0), key)).as_py() or 0
+                   for batch in parquet.iter_batches(batch_size=ROW_GROUP_ROWS, columns=[SOURCE_KEY]))
+        if mine == 0:
+            return _Rewrite(holds_key=False)
+        if mine == parquet.metadata.num_rows:
+            return _Rewrite(holds_key=True)
         writer = DataFileWriter(filesystem, parquet.schema_arrow, target_file_size)
-        for group in range(parquet.num_row_groups):
-            rows = parquet.read_row_group(group)
-            writer.write_all(rows.filter(pc.field(SOURCE_KEY) != key).to_batches())
+        for batch in parquet.iter_batches(batch_size=ROW_GROUP_ROWS):
+            writer.write(batch.filter(pc.field(SOURCE_KEY).is_null() | (pc.field(SOURCE_KEY) != key)))
         return _Rewrite(holds_key=True, copies=writer.close())
 
 
