@@ -9,10 +9,14 @@ memory, and that the table holds exactly the exported rows. Prints figures; not 
   submits them (`flows/export_lake.py`'s task body, `.fn`, no Prefect server). Both import the
   same modules. Interleaved, the order alternating, medians of `--reps`.
 - Alone, the Delta export's cost (the sequential worst case) and its peak RSS in a fresh process
-  on clean CSVs of 250k, 1M and 2M rows: bounded memory means the peak does not grow with them.
+  on clean CSVs of 250k, 1M, 2M and 4M rows: bounded memory means the peak does not grow with
+  them.
 - After each run the table's rows of that key are counted against the report's exported rows.
+- Small files (the common upload): the CPU seconds of one export of a 50-row clean CSV into a
+  table that already has `--commits` commits (a table of its own, in a bucket of its own),
+  measured inside one process per export after the first (imports paid), median.
 
-Usage: .venv/bin/python bench/bench_lake.py [--reps 3]
+Usage: .venv/bin/python bench/bench_lake.py [--reps 3] [--sizes 250000,1000000,2000000,4000000]
 """
 
 from __future__ import annotations
@@ -49,10 +53,20 @@ settings = Settings(_env_file=None, s3_port=job["port"], s3_access_key=job["key"
 client = store.minio_client(settings.s3_endpoint, job["key"], job["secret"])
 credentials = minio_credentials(settings)
 contract = load_contract("vendas")
-version = store.find_object(client, "raw", job["raw_key"])
+version = store.find_object(client, "raw", job["raw_key"]) if "raw_key" in job else None
 out = {}
 started = time.perf_counter()
-if job["mode"] == "lake-only":
+if job["mode"] == "small":
+    buckets = PipelineBuckets(lake_bucket=job["lake_bucket"])
+    cpu = []
+    for index, raw_key in enumerate(job["raw_keys"]):
+        version = store.find_object(client, "raw", raw_key)
+        before = time.process_time()
+        lake = export_lake.fn(client, buckets, credentials, Path(job["clean"]), contract, version, job["rows"])
+        cpu.append(time.process_time() - before)
+        assert lake.rows == job["rows"], lake
+    out["cpu_each"] = cpu
+elif job["mode"] == "lake-only":
     lake = export_lake.fn(client, PipelineBuckets(), credentials, Path(job["clean"]), contract, version,
                           job["rows"])
     out.update(lake.as_report())
@@ -74,6 +88,7 @@ else:
     if job["mode"] == "with":
         out.update(results[1].as_report())
 out["seconds"] = time.perf_counter() - started
+out["peak_rss_kb"] = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
 print(json.dumps(out))
 """
 
@@ -103,7 +118,9 @@ def start_store(base: Path) -> tuple[subprocess.Popen[bytes], dict[str, object]]
 
 def run_child(job: dict[str, object]) -> tuple[dict[str, object], float]:
     """One fresh process; its printed result (with its CPU seconds, user + system, which the
-    load of a shared machine changes far less than wall time) and its peak RSS (MB)."""
+    load of a shared machine changes far less than wall time) and its peak RSS (MB): the
+    child's own high-water mark (`VmHWM`, of its memory since exec; `ru_maxrss` would start
+    from this process' size, which grows with the sized copies made here)."""
     proc = subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(job)], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -113,7 +130,7 @@ def run_child(job: dict[str, object]) -> tuple[dict[str, object], float]:
         raise RuntimeError(f"child failed: {err[-2000:]}")
     result = json.loads(out.strip().splitlines()[-1])
     result["cpu_s"] = usage.ru_utime + usage.ru_stime
-    return result, usage.ru_maxrss / 1024
+    return result, int(result["peak_rss_kb"]) / 1024  # type: ignore[call-overload]
 
 
 def table_rows(store_info: dict[str, object], key: str) -> int:
@@ -146,11 +163,36 @@ def sized_copy(clean_csv: Path, rows: int, target: Path) -> int:
     return int(pl.scan_csv(target, infer_schema=False).select(pl.len()).collect().item())
 
 
+def small_file_cpu(client: object, common: dict[str, object], clean: Path, base: Path,
+                   commits: int, measured: int) -> None:
+    """CPU seconds of one export of a 50-row file into a table with `commits` commits."""
+    from objectstore import store
+
+    small = base / "clean-50.csv"
+    rows = sized_copy(clean, 50, small)
+    bucket = "lake-small"
+    client.make_bucket(bucket)  # type: ignore[attr-defined]
+    keys = [f"vendas/small-{index}.csv" for index in range(commits + measured)]
+    for key in keys:
+        store.put_file(client, "raw", key, small, "text/csv")  # type: ignore[arg-type]
+    job = {**common, "mode": "small", "clean": str(small), "rows": rows, "lake_bucket": bucket}
+    run_child({**job, "raw_keys": keys[:commits]})  # the table's history
+    result, rss = run_child({**job, "raw_keys": keys[commits:]})
+    each = [float(cpu) for cpu in result["cpu_each"]][1:]  # type: ignore[union-attr]
+    print(f"\nsmall file ({rows} rows) into a table of {commits} commits: CPU per export median "
+          f"{statistics.median(each) * 1000:.0f} ms (min {min(each) * 1000:.0f}, max {max(each) * 1000:.0f}; "
+          f"{len(each)} exports after the first); peak RSS {rss:.0f} MB", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     from bench_process import ensure_input
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--sizes", default="250000,1000000,2000000,4000000",
+                        help="rows of the clean CSVs export-lake runs alone on")
+    parser.add_argument("--commits", type=int, default=100, help="commits of the small-file table")
+    parser.add_argument("--small", type=int, default=20, help="small-file exports measured")
     args = parser.parse_args(argv)
     csv_path, truth = ensure_input(1_000_000)
     with tempfile.TemporaryDirectory(prefix="ivi-bench-lake-") as temp:
@@ -192,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
 
             clean = Path(str(last["clean_csv"]))
             print("\nexport-lake alone, fresh process per size (peak RSS must not grow with rows):")
-            for rows in (250_000, 1_000_000, 2_000_000):
+            for rows in (int(size) for size in args.sizes.split(",") if size):
                 copy = base / f"clean-{rows}.csv"
                 rows = sized_copy(clean, rows, copy)
                 raw_key = f"vendas/bench-alone-{rows}.csv"
@@ -203,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
                 assert rows_in_table == rows == result["lake_rows"], (rows_in_table, rows, result)
                 print(f"  {rows:>9,} rows: {result['seconds']:6.2f} s  CPU {result['cpu_s']:5.2f} s  peak RSS {rss:6.0f} MB  "
                       f"table: {rows_in_table:,} rows of the key", flush=True)
+            small_file_cpu(client, common, clean, base, args.commits, args.small)
         finally:
             os.killpg(weed.pid, 15)
             weed.wait(timeout=30)

@@ -2,11 +2,12 @@
 
 The durable export (issue 15): `s3://<lake bucket>/<contract>` holds exactly the latest
 processed version of each raw object (the rules are in `lake/table.py`). This task streams the
-clean CSV to delta-rs a block at a time (`lake/source.py`: memory stays bounded whatever the
-file's size) and
-retries a commit that lost a race with a concurrent commit of the same key; each attempt asks
-the store again whether this version is still the object's current one, so a newer upload's
-rows are never replaced by an older one's.
+clean CSV a block at a time into the table's data files (`lake/source.py`,
+`lake/data_files.py`: memory stays bounded whatever the file's size). A commit that lost its
+table version to another is planned again inside `replace_source`, asking the store again
+whether this version is still the object's current one, so a newer upload's rows are never
+replaced by an older one's; a table that kept moving (`CommitFailedError`) and a store that
+did not answer are retried here.
 """
 
 from __future__ import annotations

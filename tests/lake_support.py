@@ -44,11 +44,15 @@ def etags_of_key(table: DeltaTable, key: str) -> list[str]:
     return [row[SOURCE_ETAG] for row in rows_of_key(table, key, [SOURCE_ETAG])]
 
 
-# A writer in a process of its own: `replace_source` of `rows` int ids for one key, with the
-# given columns; "kill" makes the process kill itself (SIGKILL) once delta-rs has taken the
-# last chunk, before the commit, after its data files went to the store.
+# A writer in a process of its own: `replace_source` of `rows` int ids (from `first_id`) for one
+# key, with the given columns. Once the last chunk is taken (its data files are in the store,
+# its commit not made yet, planned on the table as it was when it started): "kill" makes the
+# process kill itself (SIGKILL); "pause" creates the file `pause` names and waits (deadline
+# 120 s) for the file `go` names. "current" names a file holding the raw object's current
+# eTags: the writer's `still_current` reads it.
 WRITER = r"""
-import json, os, signal, sys
+import json, os, signal, sys, time
+from pathlib import Path
 import pyarrow as pa
 from lake.schema import LakeColumn
 from lake.table import LakeTarget, SourceVersion, replace_source
@@ -57,21 +61,32 @@ job = json.loads(sys.argv[1])
 target = LakeTarget(job["uri"], job["name"], [LakeColumn("id", "int"), LakeColumn("nome", "string")], job["options"])
 
 def chunks():
-    for start in range(0, job["rows"], job["chunk"]):
-        ids = list(range(start, min(start + job["chunk"], job["rows"])))
+    first = job.get("first_id", 0)
+    for start in range(first, first + job["rows"], job["chunk"]):
+        ids = list(range(start, min(start + job["chunk"], first + job["rows"])))
         yield pa.table({"id": pa.array(ids, pa.int64()), "nome": [f"n{i}" for i in ids]})
     if job.get("kill"):
         os.kill(os.getpid(), signal.SIGKILL)
+    if job.get("pause"):
+        Path(job["pause"]).touch()
+        deadline = time.monotonic() + 120
+        while not Path(job["go"]).exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError("nobody said go")
+            time.sleep(0.05)
+
+def still_current():
+    return "current" not in job or job["etag"] in Path(job["current"]).read_text().split()
 
 for attempt in range(20):  # as the export task does: a commit that lost a race is retried
     try:
         result = replace_source(target, chunks(), SourceVersion(job["key"], job["etag"]),
-                                target_file_size=job.get("file_size"))
+                                still_current=still_current, target_file_size=job.get("file_size"))
         break
     except Exception as error:
         if type(error).__name__ != "CommitFailedError":
             raise
-print(json.dumps({"version": result.version, "rows": result.rows}))
+print(json.dumps({"version": result.version, "rows": result.rows, "skipped": result.skipped}))
 """
 
 

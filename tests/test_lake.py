@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import json
 import secrets
+import subprocess
+from datetime import UTC, date, datetime
 from pathlib import Path
 from urllib.parse import quote_plus
 
 import httpx
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from ivi.cli import main
@@ -23,8 +26,8 @@ from ivi.settings import Settings
 from lake.maintenance import maintain
 from lake.schema import LakeColumn, LakeSchemaError
 from lake.storage import table_uri
-from lake.table import LakeTarget, SourceVersion, replace_source
-from tests.fault_support import create_run, upload_trigger_disabled, wait_for_final_state
+from lake.table import LakeTarget, SourceVersion, holds_version, replace_source
+from tests.fault_support import create_run, poll, upload_trigger_disabled, wait_for_final_state
 from tests.lake_support import (
     commits_of_key,
     etags_of_key,
@@ -199,8 +202,14 @@ def test_a_contract_that_adds_a_column_evolves_the_table_and_an_incompatible_one
     grown = base + [LakeColumn("canal", "string")]
     second = replace_source(_target(stack, uri, grown), [chunk.append_column("canal", pa.array(["web", None]))],
                             SourceVersion("b", "e1"))
-    assert second.version == first.version + 1
+    # the new column is a commit of its own (an append of files cannot change the schema),
+    # then the rows: a reader in between sees the column, null in the earlier rows only
+    assert second.version == first.version + 2
     table = lake_table(stack, uri.rsplit("/", 1)[-1])
+    added, rows = sorted((c for c in table.history() if c["version"] > first.version), key=lambda c: c["version"])
+    assert added["operation"] == "ADD COLUMN" and "canal" in added["operationParameters"]["fields"]
+    assert rows["version"] == second.version and rows["operationMetrics"]["num_added_rows"] == 2
+    assert rows_of_key(lake_table(stack, uri.rsplit("/", 1)[-1], added["version"]), "b") == []
     assert table.schema().to_arrow().names[-1] == "canal"  # type: ignore[attr-defined]
     assert [row["canal"] for row in rows_of_key(table, "a")] == [None, None]
     assert [row["canal"] for row in rows_of_key(table, "b")] == ["web", None]
@@ -255,3 +264,127 @@ def test_the_nightly_maintenance_compacts_each_table_of_the_lake(stack: Settings
     assert optimized, "no compaction commit"
     assert len(after.file_uris()) < len(before.file_uris())
     assert sorted(_ids(rows_of_key(after, f"vendas/lake/{marker}-{part}.csv")) for part in range(3)) == mine
+
+
+# --- replacing a key's rows: shared files, races, statistics --------------------------------
+def _core_rows(settings: Settings, uri: str, key: str) -> list[tuple[int, str]]:
+    return sorted((row["id"], row["_source_etag"])
+                  for row in rows_of_key(lake_table(settings, uri.rsplit("/", 1)[-1]), key, ["id", "_source_etag"]))
+
+
+def _write(settings: Settings, uri: str, key: str, etag: str, ids: range) -> int:
+    chunk = pa.table({"id": pa.array(list(ids), pa.int64()), "nome": [f"n{i}" for i in ids]})
+    columns = [LakeColumn("id", "int"), LakeColumn("nome", "string")]
+    return replace_source(_target(settings, uri, columns), [chunk], SourceVersion(key, etag)).version
+
+
+def _finished(writer: subprocess.Popen[str]) -> dict[str, object]:
+    out, err = writer.communicate(timeout=180)
+    assert writer.returncode == 0, err
+    return dict(json.loads(out))
+
+
+def test_replacing_a_key_whose_rows_share_a_compacted_file_keeps_the_other_keys_rows(stack: Settings) -> None:
+    uri = _test_table(stack)
+    for index, key in enumerate(("k0", "k1", "k2")):
+        _write(stack, uri, key, "e1", range(1_000 * index, 1_000 * index + 300 + index))
+    lake_table(stack, uri.rsplit("/", 1)[-1]).optimize.compact()
+    compacted = lake_table(stack, uri.rsplit("/", 1)[-1])
+    assert len(compacted.file_uris()) == 1  # one file holds the three keys' rows
+
+    version = _write(stack, uri, "k1", "e2", range(5_000, 5_050))
+    table = lake_table(stack, uri.rsplit("/", 1)[-1])
+    assert _core_rows(stack, uri, "k1") == [(i, "e2") for i in range(5_000, 5_050)]
+    assert _core_rows(stack, uri, "k0") == [(i, "e1") for i in range(0, 300)]
+    assert _core_rows(stack, uri, "k2") == [(i, "e1") for i in range(2_000, 2_302)]
+    assert table.count() == 300 + 50 + 302
+    assert not set(compacted.file_uris()) & set(table.file_uris())  # the shared file was replaced
+    [commit] = [c for c in table.history() if c["version"] == version]
+    assert commit["operationMetrics"]["num_removed_files"] == 1
+    assert commit["operationMetrics"]["num_copied_rows"] == 300 + 302  # the other keys' rows, once
+
+
+def test_two_writers_of_a_new_key_leave_one_version_the_current_one(stack: Settings, tmp_path: Path) -> None:
+    """The older version's writer planned its commit (the key was new: nothing to remove), the
+    newer one committed, then the older one commits: it lost its table version, plans again,
+    and finds its version superseded. Rebased by delta-rs instead, its rows would have joined
+    the newer ones."""
+    uri = _test_table(stack)
+    current = tmp_path / "current"
+    current.write_text("e1")
+    older = start_writer(stack, uri, "new-key", "e1", 3_000, current=str(current),
+                         pause=str(tmp_path / "older-planned"), go=str(tmp_path / "go"))
+    poll(lambda: (tmp_path / "older-planned").exists() or older.poll() is not None, "the older writer's plan", 120)
+    assert older.poll() is None, older.communicate()
+    current.write_text("e2")  # a newer upload of the key
+    newer = _finished(start_writer(stack, uri, "new-key", "e2", 2_000, first_id=10_000, current=str(current)))
+    (tmp_path / "go").touch()
+    late = _finished(older)
+    assert late["rows"] == 0 and "no longer the object's current version" in str(late["skipped"])
+    assert _core_rows(stack, uri, "new-key") == [(i, "e2") for i in range(10_000, 12_000)]
+    table = lake_table(stack, uri.rsplit("/", 1)[-1])
+    assert [commit["version"] for commit in commits_of_key(table, "new-key")] == [newer["version"]]
+
+
+def test_a_compaction_between_planning_and_committing_is_seen_and_no_row_is_doubled(
+    stack: Settings, tmp_path: Path
+) -> None:
+    uri = _test_table(stack)
+    _write(stack, uri, "other", "e1", range(0, 400))
+    _write(stack, uri, "mine", "e1", range(1_000, 1_500))
+    writer = start_writer(stack, uri, "mine", "e2", 700, first_id=20_000,
+                          pause=str(tmp_path / "planned"), go=str(tmp_path / "go"))
+    poll(lambda: (tmp_path / "planned").exists() or writer.poll() is not None, "the writer's plan", 120)
+    # the files it planned to remove are compacted away (with `other`'s rows) before its commit
+    compacted = lake_table(stack, uri.rsplit("/", 1)[-1]).optimize.compact()
+    assert compacted["numFilesRemoved"] == 2
+    (tmp_path / "go").touch()
+    assert _finished(writer)["rows"] == 700
+    assert _core_rows(stack, uri, "mine") == [(i, "e2") for i in range(20_000, 20_700)]
+    assert _core_rows(stack, uri, "other") == [(i, "e1") for i in range(0, 400)]
+    assert lake_table(stack, uri.rsplit("/", 1)[-1]).count() == 1_100
+
+
+def test_each_data_file_has_delta_statistics_and_a_key_lookup_reads_only_its_files(stack: Settings) -> None:
+    uri = _test_table(stack)
+    columns = [LakeColumn("id", "int"), LakeColumn("dia", "date"), LakeColumn("quando", "datetime", utc=True),
+               LakeColumn("valor", "decimal"), LakeColumn("nome", "string")]
+    target = _target(stack, uri, columns)
+    for key, etag in (("a.csv", "ea"), ("b.csv", "eb"), ("c.csv", "ec")):
+        chunk = pa.table({
+            "id": pa.array([1, 2, None], pa.int64()),
+            "dia": pa.array([date(2024, 1, 5), None, date(2023, 12, 31)]),
+            "quando": pa.array([datetime(2024, 1, 5, 13, 0, 0, 123_456, tzinfo=UTC), None, None]),
+            "valor": [1.5, -2.0, None], "nome": ["Ana", None, "Zé"],
+        })
+        replace_source(target, [chunk], SourceVersion(key, etag))
+    table = lake_table(stack, uri.rsplit("/", 1)[-1])
+    files = pa.table(table.get_add_actions(flatten=True)).to_pylist()
+    assert len(files) == 3
+    [stats] = [f for f in files if f["min._source_key"] == "b.csv"]
+    assert stats["num_records"] == 3 and stats["max._source_key"] == "b.csv"
+    assert (stats["min._source_etag"], stats["max._source_etag"]) == ("eb", "eb")
+    assert (stats["min.id"], stats["max.id"], stats["null_count.id"]) == (1, 2, 1)
+    assert (stats["min.dia"], stats["max.dia"]) == (date(2023, 12, 31), date(2024, 1, 5))
+    # to the millisecond, the maximum rounded up: a reader's comparison never skips the value
+    assert stats["min.quando"] == datetime(2024, 1, 5, 13, 0, 0, 123_000, tzinfo=UTC)
+    assert stats["max.quando"] == datetime(2024, 1, 5, 13, 0, 0, 124_000, tzinfo=UTC)
+    assert (stats["min.valor"], stats["max.valor"], stats["min.nome"], stats["max.nome"]) == (-2.0, 1.5, "Ana", "Zé")
+    # the version lookup keeps only the fragment whose statistics may hold it: it opens one file
+    lookup = (pc.field("_source_key") == "b.csv") & (pc.field("_source_etag") == "eb")
+    [fragment] = list(table.to_pyarrow_dataset().get_fragments(filter=lookup))
+    assert fragment.path.endswith(stats["path"])
+    assert holds_version(table, SourceVersion("b.csv", "eb")) and not holds_version(table, SourceVersion("b.csv", "ea"))
+
+
+def test_a_writer_killed_before_replacing_a_key_leaves_its_rows_as_they_were(stack: Settings) -> None:
+    uri = _test_table(stack)
+    version = _write(stack, uri, "key", "e1", range(0, 600))
+    killed = start_writer(stack, uri, "key", "e2", 300_000, chunk=50_000, file_size=100_000,
+                          first_id=50_000, kill=True)
+    _out, err = killed.communicate(timeout=180)
+    assert killed.returncode == -9, err
+    table = lake_table(stack, uri.rsplit("/", 1)[-1])
+    assert table.version() == version
+    assert len(_objects(stack, uri, ".parquet")) > 1  # its data files reached the store, uncommitted
+    assert _core_rows(stack, uri, "key") == [(i, "e1") for i in range(0, 600)]

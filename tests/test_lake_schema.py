@@ -1,5 +1,7 @@
 """The lake core without a store: a contract's columns as Arrow types, which table changes are
-refused (naming the column), the rows as delta-rs gets them, and the key's SQL predicate."""
+refused (naming the column), the rows as the table gets them, the key's SQL predicate, the
+data files' Delta statistics, and what delta-rs' commit does with hand-built actions (on a
+local table)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from deltalake.transaction import AddAction
 
 from flows.export_lake import lake_columns
 from lake.schema import (
@@ -124,3 +127,84 @@ def test_the_clean_csv_is_read_back_in_the_table_types(tmp_path: Path) -> None:
     assert rows[1]["quando"] == datetime(2024, 1, 5, 10, 0, 0, 250000)
     assert (rows[1]["dia"], rows[1]["utc"], rows[1]["valor"], rows[1]["nome"]) == (None, None, None, None)
     assert rows[2]["nome"] == "Caderno\r\n100 folhas, azul" and count.rows == 3
+
+
+def _local_file(root: Path, key: str) -> AddAction:
+    """A one-row data file of `key` in a local table's directory, as an Add action."""
+    from deltalake import DeltaTable
+
+    from lake.data_files import DataFileWriter, table_filesystem
+
+    writer = DataFileWriter(table_filesystem(DeltaTable(str(root)), {}), _LOCAL_SCHEMA)
+    writer.write(pa.record_batch({"id": pa.array([1], pa.int64()), SOURCE_KEY: [key]}, schema=_LOCAL_SCHEMA))
+    [written] = writer.close()
+    return written.action
+
+
+_LOCAL_SCHEMA = pa.schema([("id", pa.int64()), (SOURCE_KEY, pa.string())])
+
+
+def test_delta_rs_rebases_a_commit_of_files_past_what_the_export_must_see(tmp_path: Path) -> None:
+    """Why `replace_source` commits with `max_commit_retries=0` (delta-rs 1.6.6, on a local
+    table; a canary should delta-rs change): rebased past a concurrent commit, a commit that
+    only adds files passes one that added the same key, and a commit that removes a file
+    passes a compaction that already removed it (the file's rows then count twice). Only two
+    removes of one file conflict. Without rebasing, any concurrent commit fails the commit."""
+    from deltalake import CommitProperties, DeltaTable, write_deltalake
+    from deltalake.exceptions import CommitFailedError
+    from deltalake.transaction import RemoveAction
+
+    root = tmp_path / "t"
+    for key in ("a", "b"):
+        write_deltalake(str(root), pa.table({"id": [1], SOURCE_KEY: [key]}, schema=_LOCAL_SCHEMA), mode="append")
+    path_of = dict(zip(*pa.table(DeltaTable(str(root)).get_add_actions(flatten=True))
+                       .select([f"min.{SOURCE_KEY}", "path"]).to_pydict().values(), strict=True))
+
+    def commit(table: DeltaTable, actions: list[AddAction | RemoveAction], retries: int | None = None) -> None:
+        table.create_write_transaction(actions, mode="append", schema=_LOCAL_SCHEMA,
+                                       commit_properties=CommitProperties(max_commit_retries=retries))
+
+    first, second = DeltaTable(str(root)), DeltaTable(str(root))
+    commit(first, [_local_file(root, "new")])
+    commit(second, [_local_file(root, "new")])  # rebased: the key's rows twice
+    first, second = DeltaTable(str(root)), DeltaTable(str(root))
+    commit(first, [RemoveAction(path_of["a"], True, 0)])
+    with pytest.raises(CommitFailedError):
+        commit(second, [RemoveAction(path_of["a"], True, 0)])
+    planned = DeltaTable(str(root))
+    DeltaTable(str(root)).optimize.compact()
+    commit(planned, [_local_file(root, "b"), RemoveAction(path_of["b"], True, 0)])  # rebased past the compaction
+    rows = DeltaTable(str(root)).to_pyarrow_table().column(SOURCE_KEY).to_pylist()
+    assert sorted(rows) == ["b", "b", "new", "new"]
+
+    stale = DeltaTable(str(root))
+    commit(DeltaTable(str(root)), [_local_file(root, "c")])
+    with pytest.raises(CommitFailedError):
+        commit(stale, [_local_file(root, "c")], retries=0)
+
+
+def test_statistics_fold_row_groups_and_leave_out_what_a_reader_could_misread(tmp_path: Path) -> None:
+    """Min and max over all row groups, nulls summed; a column that is all null has a null
+    count only; NaN is no bound; a long string's minimum is a prefix and it has no maximum;
+    timestamps to the millisecond, rounded outwards."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from lake.data_files import STATS_STRING_LIMIT, delta_stats
+
+    schema = pa.schema([("n", pa.int64()), ("v", pa.float64()), ("gone", pa.string()), ("s", pa.string()),
+                        ("naive", pa.timestamp("us"))])
+    long = "x" * (STATS_STRING_LIMIT + 10)
+    path = tmp_path / "f.parquet"
+    with pq.ParquetWriter(path, schema) as writer:
+        writer.write_batch(pa.record_batch([pa.array([5, None]), pa.array([float("nan"), 2.5]), pa.nulls(2, pa.string()),
+                                            pa.array(["b", long]), pa.array([datetime(2024, 1, 1, 0, 0, 0, 1), None])],
+                                           schema=schema))
+        writer.write_batch(pa.record_batch([pa.array([-3]), pa.array([7.0]), pa.nulls(1, pa.string()), pa.array(["a"]),
+                                            pa.array([datetime(2023, 5, 6, 7, 8, 9, 999_999)])], schema=schema))
+    stats = json.loads(delta_stats(pq.ParquetFile(path).metadata, schema))
+    assert stats["numRecords"] == 3
+    assert stats["nullCount"] == {"n": 1, "v": 0, "gone": 3, "s": 0, "naive": 1}
+    assert stats["minValues"] == {"n": -3, "v": 2.5, "s": "a", "naive": "2023-05-06T07:08:09.999"}
+    assert stats["maxValues"] == {"n": 5, "v": 7.0, "naive": "2024-01-01T00:00:00.001"}
