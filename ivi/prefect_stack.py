@@ -86,9 +86,9 @@ def server_command(settings: Settings) -> list[str]:
 
 
 # Flow runs the embedded worker runs at once; the rest wait, Scheduled. Measured with
-# bench/bench_load.py (200 small uploads at once, 2 cores, server on PostgreSQL): 46.4
-# files/min at 4, 52.6 at 8; the 2 cores the server, PostgreSQL, the worker and the runs
-# share are the limit. (On SQLite it was 22-26 at 2 to 8, its write lock the limit.)
+# bench/bench_load.py (200 small uploads at once, 2 cores, server on PostgreSQL), back to
+# back: 62.4 files/min at 8, 65.8 and 63.2 at 16, within the noise of one another; 8 keeps
+# the memory of a burst of big files lower (a run peaks near 0.5 GB on a 1M-row file).
 WORKER_RUN_LIMIT = 8
 
 
