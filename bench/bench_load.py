@@ -16,19 +16,22 @@ or `make bench-load`. `--levels` takes `0` for "no limit" (what `ivi up` configu
 
 Under each level's line it prints the CPU seconds each service of the stack spent per file
 (the flow runs are the pre-warmed engine's children): on shared cores the wall clock moves
-with whatever else runs, the CPU a file costs much less.
+with whatever else runs, the CPU a file costs less (though it moved by 40% between runs of
+the same code: docs/shared-state.md). It also prints a fixed loop's CPU seconds, measured
+in the same run, as a baseline.
 
-Measured on 2 cores with nothing else running, PostgreSQL server, the Delta export on,
-200 files (~170,000 rows), uploads done in about 1 s (docs/shared-state.md has the history):
+Measured on 2 cores with nothing else of ours running, PostgreSQL server, the Delta export
+on, 200 files (~170,000 rows), uploads done in about 1 s (docs/shared-state.md has the
+history, and the same code measured between 41 and 63 files/min within half an hour):
 
     concurrency files upload s files/min median s   p95 s   max s POSTs/60s  result
-           none   200      1.0      43.7    144.9   262.8   273.5        31  ok
-                CPU s per file: prefect-server 1.068, engine 0.752, postgres 0.307,
-                worker 0.162, seaweedfs 0.155, powerbi-standin 0.017; total 2.469
+           none   200      1.0      62.4    108.1   183.4   191.3        46  ok
+                CPU s per file: prefect-server 0.790, engine 0.400, postgres 0.241,
+                worker 0.127, seaweedfs 0.083, powerbi-standin 0.016; total 1.661
 
-The burst is CPU-bound: the two cores are busy throughout, Prefect's own work (server,
-PostgreSQL, worker, the runs' client side) being about 1.9 of the 2.5 CPU seconds a file
-costs. Power BI is not the limit (31 POSTs a minute against 119 allowed). Without a worker
+The burst is CPU-bound: the two cores are busy throughout, and a flow run with no work in
+it already costs 0.9 of the 1.6 CPU seconds a file costs. Power BI is not the limit (46
+POSTs a minute against 119 allowed). Without a worker
 limit, 200 runs at once kept the server answering 503 for minutes: hence the embedded
 worker's `--limit` (ivi/prefect_stack.py).
 """
@@ -43,7 +46,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.own_stack import cpu_seconds_by_service, own_stack, percentile  # noqa: E402
+from bench.own_stack import cpu_seconds_by_service, own_stack, percentile, reference_cpu_seconds  # noqa: E402
 from ivi.settings import Settings  # noqa: E402
 from tests.load_support import (  # noqa: E402
     CONTRACTS,
@@ -137,13 +140,18 @@ def main() -> int:
     with own_stack() as settings:
         print(HEADER, flush=True)
         for concurrency in levels:
+            reference = reference_cpu_seconds()
             before = cpu_seconds_by_service(settings)
             print(run_level(settings, concurrency, args.files, args.timeout), flush=True)
             after = cpu_seconds_by_service(settings)
+            reference = (reference + reference_cpu_seconds()) / 2
             used = {name: after[name] - before.get(name, 0.0) for name in after}
+            total = sum(used.values()) / args.files
             print("            CPU s per file: " + ", ".join(
                 f"{name} {seconds / args.files:.3f}" for name, seconds in sorted(used.items(), key=lambda i: -i[1])
-            ) + f"; total {sum(used.values()) / args.files:.3f}", flush=True)
+            ) + f"; total {total:.3f}", flush=True)
+            print(f"            reference loop (same run, before and after): {reference:.3f} CPU s; "
+                  f"a file costs {total / reference:.1f} loops", flush=True)
     return 0
 
 

@@ -64,3 +64,19 @@ def cpu_seconds_by_service(settings: Settings) -> dict[str, float]:
             seconds += times.user + times.system + times.children_user + times.children_system
         totals[pid_file.stem] = seconds
     return totals
+
+
+def reference_cpu_seconds(rounds: int = 5) -> float:
+    """CPU seconds a fixed pure-Python loop takes here, the median of `rounds`: the baseline
+    measured in the same run. This machine's cores are shared with other machines: the same
+    loop took 0.70 s one minute and 1.02 s the next, and every service's CPU per file moved
+    with it. A burst's CPU per file divided by this compares runs made at different speeds."""
+    import statistics
+    import time
+
+    def once() -> float:
+        started = time.process_time()
+        sum(number * number for number in range(2_000_000))
+        return time.process_time() - started
+
+    return statistics.median(once() for _ in range(rounds))
