@@ -92,10 +92,15 @@ def server_command(settings: Settings) -> list[str]:
 WORKER_RUN_LIMIT = 8
 
 
+def worker_name(settings: Settings) -> str:
+    """The embedded worker's name: the one its runs' logs say submitted them."""
+    return f"ivi-{settings.prefect_port}"
+
+
 def worker_command(settings: Settings) -> list[str]:
     return [
         sys.executable, "-m", "prefect", "worker", "start",
-        "--pool", settings.work_pool, "--type", "process", "--name", f"ivi-{settings.prefect_port}",
+        "--pool", settings.work_pool, "--type", "process", "--name", worker_name(settings),
         "--limit", str(WORKER_RUN_LIMIT),
     ]
 

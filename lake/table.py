@@ -326,8 +326,9 @@ def _commit(table: DeltaTable, added: list[WrittenFile], removes: list[RemoveAct
             source: SourceVersion, rows: int) -> None:
     """One commit of the files, on exactly the table's loaded version (CommitFailedError when
     another commit took it)."""
+    added_rows = sum(file.rows for file in added)
     metrics = {"num_added_files": len(added), "num_removed_files": len(removes),
-               "num_added_rows": sum(file.rows for file in added), "num_copied_rows": sum(file.rows for file in added) - rows}
+               "num_added_rows": added_rows, "num_copied_rows": added_rows - rows}
     table.create_write_transaction(
         [file.action for file in added] + removes, mode="append", schema=arrow_schema(table),
         commit_properties=_commit_properties(source, metrics, retries=0),

@@ -242,7 +242,7 @@ def _only_the_other_worker(stack: Settings, second_worker: SecondWorker, busy: s
     if busy == SECOND:
         second_worker.stop()
         try:
-            yield f"ivi-{stack.prefect_port}"
+            yield prefect_stack.worker_name(stack)
         finally:
             second_worker.start()
     else:
