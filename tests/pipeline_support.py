@@ -9,6 +9,7 @@ from typing import Any
 
 from minio import Minio
 
+from objectstore.lease import LockRecord, lock_object_key
 from objectstore.store import OutputKeys, minio_client, read_report
 from ivi.settings import Settings
 from tests.stack_support import prefect_request
@@ -59,6 +60,18 @@ def flow_runs_for_key(settings: Settings, key: str) -> list[dict[str, Any]]:
         json={"flows": {"name": {"any_": ["process_object"]}}, "limit": 200, "sort": "EXPECTED_START_TIME_DESC"},
     )
     return [run for run in response.json() if run["parameters"].get("key") == key]
+
+
+def lock_holder_run_id(settings: Settings, key: str, etag: str) -> str:
+    """The flow run that holds the version lock of `key` at `etag` now.
+
+    Not "the key's only run": the reconcile's schedule (every 5 minutes) may have started a
+    second run of the same version, which waits for the lock, Running too.
+    """
+    resource = f"{settings.raw_bucket}/{key}@{etag}"
+    record = LockRecord.decode(read_object(settings, settings.processed_bucket, lock_object_key(resource)))
+    assert record is not None and not record.released, f"no live lock on {resource}: {record}"
+    return record.holder.split(" ")[0]
 
 
 def wait_for_runs_to_finish(

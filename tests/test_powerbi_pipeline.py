@@ -36,7 +36,7 @@ from ivi.settings import Settings
 from tests.paths import REPO_ROOT
 from tests.pipeline_support import (
     artifacts_with_key,
-    flow_runs_for_key,
+    lock_holder_run_id,
     minio_event,
     prefect_request,
     run_deployment_now,
@@ -177,7 +177,7 @@ def test_a_run_killed_in_the_middle_of_a_push_resumes_without_missing_or_twice_p
         lambda: len(marked_rows(stack, marker)) == 10_000 and "429" in _answers_since(stack, since),
         "the first batch stored and the second refused with a 429", timeout=90,
     )
-    [run] = flow_runs_for_key(stack, key)
+    run = {"id": lock_holder_run_id(stack, key, etag)}
     victim = flow_run_process(stack, run["id"])
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=10)
