@@ -207,13 +207,22 @@ def wait_for_final_state(settings: Settings, flow_run_id: str, timeout: float = 
     ))
 
 
-def task_runs(settings: Settings, flow_run_id: str) -> list[dict[str, Any]]:
-    response = prefect_request(
-        "POST",
-        f"{settings.prefect_api_url}/task_runs/filter",
-        json={"flow_runs": {"id": {"any_": [flow_run_id]}}, "limit": 200},
-    )
-    return list(response.json())
+def task_runs(settings: Settings, flow_run_id: str, including: str, timeout: float = 30.0) -> list[dict[str, Any]]:
+    """The flow run's task runs, once one named `including…` is recorded and all have ended.
+
+    The server records task runs from the runs' events in batches (ivi/prefect_stack.py:
+    up to a second after the flow run ended), so a read at its end may find them behind."""
+
+    def recorded() -> list[dict[str, Any]] | None:
+        runs = list(prefect_request(
+            "POST",
+            f"{settings.prefect_api_url}/task_runs/filter",
+            json={"flow_runs": {"id": {"any_": [flow_run_id]}}, "limit": 200},
+        ).json())
+        ended = all(run["state_type"] in FINAL_STATES for run in runs)
+        return runs if ended and any(run["name"].startswith(including) for run in runs) else None
+
+    return list(poll(recorded, f"the task runs of {flow_run_id} to be recorded", timeout, interval=0.25))
 
 
 @contextmanager

@@ -132,7 +132,7 @@ def test_the_s3_server_killed_in_the_middle_of_a_fetch_comes_back_and_the_run_co
         assert bring_back(stack) == [seaweed.SERVICE]
     report = assert_processed_once(stack, key, etag, marker, rows)
     assert report["source_size"] == len(data)
-    [fetch] = [t for t in task_runs(stack, report["flow_run_id"]) if t["name"].startswith("fetch")]
+    [fetch] = [t for t in task_runs(stack, report["flow_run_id"], "fetch") if t["name"].startswith("fetch")]
     assert fetch["state_type"] == "COMPLETED" and fetch["run_count"] >= 2  # retried, then done
 
 
@@ -306,7 +306,7 @@ def test_a_full_temporary_disk_fails_the_run_clearly_and_leaves_the_original_unt
                 message = failed["state"]["message"]
                 assert f"no space left in the temporary directory {tmp}" in message, message
                 assert "No space left on device" in message and "untouched" in message
-                failed_tasks = [t["name"].rsplit("-", 1)[0] for t in task_runs(stack, run_id)
+                failed_tasks = [t["name"].rsplit("-", 1)[0] for t in task_runs(stack, run_id, failing_step[key])
                                 if t["state_type"] == "FAILED"]
                 assert failed_tasks == [failing_step[key]]
                 assert list(tmp.iterdir()) == []  # its temporary directory went with it

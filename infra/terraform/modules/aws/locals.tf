@@ -79,15 +79,19 @@ locals {
   })
 
   prefect_server_environment = {
-    PREFECT_SERVER_API_HOST          = "0.0.0.0"
-    PREFECT_SERVER_API_PORT          = tostring(local.prefect_port)
-    PREFECT_UI_API_URL               = "${local.prefect_ui_url}/api"
-    PREFECT_SERVER_DATABASE_DRIVER   = "postgresql+asyncpg"
-    PREFECT_SERVER_DATABASE_HOST     = local.self_hosted ? aws_db_instance.prefect[0].address : ""
-    PREFECT_SERVER_DATABASE_PORT     = local.self_hosted ? tostring(aws_db_instance.prefect[0].port) : ""
-    PREFECT_SERVER_DATABASE_USER     = local.self_hosted ? aws_db_instance.prefect[0].username : ""
-    PREFECT_SERVER_DATABASE_NAME     = local.self_hosted ? aws_db_instance.prefect[0].db_name : ""
-    PREFECT_SERVER_ANALYTICS_ENABLED = "false"
+    PREFECT_SERVER_API_HOST                                  = "0.0.0.0"
+    PREFECT_SERVER_API_PORT                                  = tostring(local.prefect_port)
+    PREFECT_UI_API_URL                                       = "${local.prefect_ui_url}/api"
+    PREFECT_SERVER_DATABASE_DRIVER                           = "postgresql+asyncpg"
+    PREFECT_SERVER_DATABASE_HOST                             = local.self_hosted ? aws_db_instance.prefect[0].address : ""
+    PREFECT_SERVER_DATABASE_PORT                             = local.self_hosted ? tostring(aws_db_instance.prefect[0].port) : ""
+    PREFECT_SERVER_DATABASE_USER                             = local.self_hosted ? aws_db_instance.prefect[0].username : ""
+    PREFECT_SERVER_DATABASE_NAME                             = local.self_hosted ? aws_db_instance.prefect[0].db_name : ""
+    PREFECT_SERVER_ANALYTICS_ENABLED                         = "false"
+    PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL   = "0.5"
+    PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE       = "500"
+    PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE     = "100"
+    PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL = "1"
   }
 
   # Which secret (a key of the one Secrets Manager JSON secret) each container receives:

@@ -62,14 +62,18 @@ locals {
   })
   setup_environment = merge(local.common_environment, { IVI_S3_ACCESS_KEY = local.pipeline_access_key })
   prefect_server_environment = {
-    PREFECT_SERVER_API_HOST          = "0.0.0.0"
-    PREFECT_SERVER_API_PORT          = tostring(local.prefect_port)
-    PREFECT_SERVER_DATABASE_DRIVER   = "postgresql+asyncpg"
-    PREFECT_SERVER_DATABASE_HOST     = local.self_hosted ? azurerm_postgresql_flexible_server.prefect[0].fqdn : ""
-    PREFECT_SERVER_DATABASE_PORT     = "5432"
-    PREFECT_SERVER_DATABASE_USER     = "prefect"
-    PREFECT_SERVER_DATABASE_NAME     = "prefect"
-    PREFECT_SERVER_ANALYTICS_ENABLED = "false"
+    PREFECT_SERVER_API_HOST                                  = "0.0.0.0"
+    PREFECT_SERVER_API_PORT                                  = tostring(local.prefect_port)
+    PREFECT_SERVER_DATABASE_DRIVER                           = "postgresql+asyncpg"
+    PREFECT_SERVER_DATABASE_HOST                             = local.self_hosted ? azurerm_postgresql_flexible_server.prefect[0].fqdn : ""
+    PREFECT_SERVER_DATABASE_PORT                             = "5432"
+    PREFECT_SERVER_DATABASE_USER                             = "prefect"
+    PREFECT_SERVER_DATABASE_NAME                             = "prefect"
+    PREFECT_SERVER_ANALYTICS_ENABLED                         = "false"
+    PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL   = "0.5"
+    PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE       = "500"
+    PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE     = "100"
+    PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL = "1"
   }
 
   # Environment variable => Key Vault secret name, per app: each app gets only what it uses
