@@ -18,7 +18,9 @@ Under each level's line it prints the CPU seconds each service of the stack spen
 (the flow runs are the pre-warmed engine's children): on shared cores the wall clock moves
 with whatever else runs, the CPU a file costs less (though it moved by 40% between runs of
 the same code: docs/shared-state.md). It also prints a fixed loop's CPU seconds, measured
-in the same run, as a baseline.
+in the same run, as a baseline, and how busy the whole machine was meanwhile: the stack's
+share, other work's, and what the hypervisor stole (a burst held back by other work uses
+fewer of our CPU seconds a minute than the cores could give).
 
 Measured on 2 cores with nothing else of ours running, PostgreSQL server, the Delta export
 on, 200 files (~170,000 rows), uploads done in about 1 s (docs/shared-state.md has the
@@ -41,12 +43,22 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import time
 import uuid
+from collections import Counter
 from pathlib import Path
+
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.own_stack import cpu_seconds_by_service, own_stack, percentile, reference_cpu_seconds  # noqa: E402
+from bench.own_stack import (  # noqa: E402
+    cpu_seconds_by_service,
+    machine_cpu_seconds,
+    own_stack,
+    percentile,
+    reference_cpu_seconds,
+)
 from ivi.settings import Settings  # noqa: E402
 from tests.load_support import (  # noqa: E402
     CONTRACTS,
@@ -113,7 +125,12 @@ def run_level(settings: Settings, concurrency: int | None, files_count: int, tim
     if wrong:
         problems.append(f"{len(wrong)} reports with wrong counts")
     if no_ops := len(ran) - sum(len(runs_that_ran(found)) for found in runs.values()):
-        problems.append(f"{no_ops} no-op runs (found the version already processed)")
+        did_work = {run["id"] for found in runs.values() for run in runs_that_ran(found)}
+        creators = Counter(
+            ((run.get("created_by") or {}).get("display_value") or "the API") for run in ran if run["id"] not in did_work
+        )
+        problems.append(f"{no_ops} no-op runs (found the version already processed; made by "
+                        + ", ".join(f"{name} {count}" for name, count in creators.most_common()) + ")")
     for contract in CONTRACTS:
         rows = rows_since(settings, marks[contract])
         expected = sum(f.exported_rows for f in files if f.contract == contract)
@@ -141,9 +158,9 @@ def main() -> int:
         print(HEADER, flush=True)
         for concurrency in levels:
             reference = reference_cpu_seconds()
-            before = cpu_seconds_by_service(settings)
+            before, machine_before, started = cpu_seconds_by_service(settings), machine_cpu_seconds(), time.monotonic()
             print(run_level(settings, concurrency, args.files, args.timeout), flush=True)
-            after = cpu_seconds_by_service(settings)
+            after, machine_after, wall = cpu_seconds_by_service(settings), machine_cpu_seconds(), time.monotonic() - started
             reference = (reference + reference_cpu_seconds()) / 2
             used = {name: after[name] - before.get(name, 0.0) for name in after}
             total = sum(used.values()) / args.files
@@ -152,6 +169,12 @@ def main() -> int:
             ) + f"; total {total:.3f}", flush=True)
             print(f"            reference loop (same run, before and after): {reference:.3f} CPU s; "
                   f"a file costs {total / reference:.1f} loops", flush=True)
+            ours = sum(used.values()) / wall
+            busy = (machine_after["busy"] - machine_before["busy"]) / wall
+            steal = (machine_after["steal"] - machine_before["steal"]) / wall
+            print(f"            cores busy on average over the level's {wall:.0f} s: {busy:.2f} of "
+                  f"{psutil.cpu_count()} ({ours:.2f} the stack's, {max(busy - ours, 0.0):.2f} other work), "
+                  f"{steal:.2f} stolen by the hypervisor", flush=True)
     return 0
 
 

@@ -80,3 +80,17 @@ def reference_cpu_seconds(rounds: int = 5) -> float:
         return time.process_time() - started
 
     return statistics.median(once() for _ in range(rounds))
+
+
+def machine_cpu_seconds() -> dict[str, float]:
+    """The whole machine's CPU seconds so far, all cores: `busy` (everything but idle and I/O
+    wait, whoever ran it) and `steal` (time the hypervisor gave our virtual cores to other
+    machines). Read before and after a burst, beside `cpu_seconds_by_service`, it says how much
+    of the machine the stack had: on a shared machine a burst that is slow with few of our CPU
+    seconds per minute ran beside somebody else's work."""
+    import psutil
+
+    times = psutil.cpu_times()
+    idle = times.idle + getattr(times, "iowait", 0.0)
+    steal = getattr(times, "steal", 0.0)
+    return {"busy": sum(times) - idle - steal, "steal": steal}
