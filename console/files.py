@@ -35,8 +35,7 @@ _FAILED_STATES = {"FAILED", "CRASHED", "CANCELLED", "CANCELLING"}
 _ACTIVE_STATES = {"PENDING", "RUNNING", "PAUSED"}
 # What the pipeline keeps in the raw bucket for itself (SeaweedFS' multipart parts).
 _NOT_UPLOADS = (".uploads/",)
-_NOT_AN_OBJECT = {"NoSuchKey", "NoSuchObject", "InvalidObjectName", "XMinioInvalidObjectName",
-                  "KeyTooLongError", "InvalidArgument"}
+_NOT_AN_OBJECT = store.NO_OBJECT | {"InvalidObjectName", "XMinioInvalidObjectName", "KeyTooLongError", "InvalidArgument"}
 
 
 T = TypeVar("T")

@@ -30,7 +30,6 @@ from objectstore import store
 from processing.contract import ColumnSpec, Contract
 
 DEFERRED_PREFIX = "_ivi/powerbi-deferred/"
-_MISSING = {"NoSuchKey", "NoSuchObject"}
 
 
 @dataclass(frozen=True)
@@ -155,7 +154,7 @@ def remove_deferral(client: Minio, processed_bucket: str, deferral: Deferral) ->
         try:
             client.remove_object(processed_bucket, key)
         except S3Error as error:
-            if error.code not in _MISSING:
+            if error.code not in store.NO_OBJECT:
                 raise
 
 

@@ -41,7 +41,6 @@ from processing.replay import ReplayError, build_replay
 REPLAY_OF = "ivi-replay-of"  # user metadata: `<key>@<etag>` of the version a replay replays
 _REPLAY_SUFFIX = re.compile(r"\.replay-\d{8}T\d{6}Z$")
 _CSV_EXTENSION = re.compile(r"\.csv$", re.IGNORECASE)
-_MISSING = {"NoSuchKey", "NoSuchObject"}
 
 
 class ReplayRefused(Exception):
@@ -237,7 +236,7 @@ def _earlier_replay(client: Minio, bucket: str, target: str, key: str, etag: str
         try:
             metadata = client.stat_object(bucket, name).metadata
         except S3Error as error:
-            if error.code in _MISSING:
+            if error.code in store.NO_OBJECT:
                 continue
             raise
         value = metadata.get(f"x-amz-meta-{REPLAY_OF}") if metadata is not None else None

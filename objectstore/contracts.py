@@ -12,11 +12,11 @@ import io
 from dataclasses import dataclass
 
 from minio import Minio
-from minio.error import S3Error
+
+from objectstore.store import read_object
 
 CONTRACT_SUFFIX = ".toml"
 CONTRACT_CONTENT_TYPE = "application/toml"
-_NO_OBJECT = {"NoSuchKey", "NoSuchObject"}
 
 
 @dataclass(frozen=True)
@@ -39,19 +39,10 @@ def read_published_contract(client: Minio, bucket: str, prefix: str, name: str) 
     One GET, no HEAD first: a contract is a few kilobytes, and the object's eTag comes with it.
     """
     key = contract_key(prefix, name)
-    try:
-        response = client.get_object(bucket, key)
-    except S3Error as error:
-        if error.code in _NO_OBJECT:
-            return None
-        raise
-    try:
-        data = response.read()
-        etag = (response.headers.get("ETag") or "").strip('"')
-    finally:
-        response.close()
-        response.release_conn()
-    return PublishedContract(name=name, uri=f"s3://{bucket}/{key}", etag=etag, data=data)
+    stored = read_object(client, bucket, key)
+    if stored is None:
+        return None
+    return PublishedContract(name=name, uri=f"s3://{bucket}/{key}", etag=stored.etag, data=stored.data)
 
 
 def put_published_contract(client: Minio, bucket: str, prefix: str, name: str, data: bytes) -> PublishedContract:

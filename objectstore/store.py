@@ -18,8 +18,9 @@ from minio.error import S3Error
 
 REPORTS_PREFIX = "_reports/"
 REJECTED_FILES_PREFIX = "_rejected_files/"  # in the quarantine bucket
-_NO_OBJECT = {"NoSuchKey", "NoSuchObject"}
-_MISSING = _NO_OBJECT | {"NoSuchBucket"}
+# What S3 servers answer for a key that holds no object (MinIO says NoSuchKey, SeaweedFS
+# NoSuchKey or NoSuchObject, depending on the call).
+NO_OBJECT = frozenset({"NoSuchKey", "NoSuchObject"})
 
 
 def minio_client(endpoint_url: str, access_key: str, secret_key: str, region: str | None = None) -> Minio:
@@ -105,9 +106,35 @@ def find_object(client: Minio, bucket: str, key: str) -> ObjectVersion | None:
     try:
         return stat_object(client, bucket, key)
     except S3Error as error:
-        if error.code in _NO_OBJECT:
+        if error.code in NO_OBJECT:
             return None
         raise
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """A small object read whole: its bytes and the eTag they were read at."""
+
+    data: bytes
+    etag: str
+
+
+def read_object(client: Minio, bucket: str, key: str, *, missing_bucket_is_none: bool = False) -> StoredObject | None:
+    """The object's bytes and eTag in one GET, or None when there is no such object (and, with
+    `missing_bucket_is_none`, no such bucket; otherwise that is an error). For small objects
+    only: reports, contracts, lock records."""
+    absent = NO_OBJECT | {"NoSuchBucket"} if missing_bucket_is_none else NO_OBJECT
+    try:
+        response = client.get_object(bucket, key)
+    except S3Error as error:
+        if error.code in absent:
+            return None
+        raise
+    try:
+        return StoredObject(response.read(), (response.headers.get("ETag") or "").strip('"'))
+    finally:
+        response.close()
+        response.release_conn()
 
 
 def fetch_object(client: Minio, version: ObjectVersion, directory: Path) -> Path:
@@ -124,19 +151,13 @@ def fetch_object(client: Minio, version: ObjectVersion, directory: Path) -> Path
 
 def read_report(client: Minio, bucket: str, key: str) -> dict[str, object] | None:
     """The report of an earlier run, or None when there is none (or it is unreadable)."""
+    stored = read_object(client, bucket, key, missing_bucket_is_none=True)
+    if stored is None:
+        return None
     try:
-        response = client.get_object(bucket, key)
-    except S3Error as error:
-        if error.code in _MISSING:
-            return None
-        raise
-    try:
-        report = json.loads(response.read())
+        report = json.loads(stored.data)
     except ValueError:
         return None
-    finally:
-        response.close()
-        response.release_conn()
     return report if isinstance(report, dict) else None
 
 
