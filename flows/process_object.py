@@ -223,8 +223,8 @@ def _process_version(
             message = (
                 f"{version.key}: no space left in the temporary directory {work.parent} "
                 f"({error}): it needs room for the object ({version.size:,} bytes) and its clean "
-                "CSV and JSON, about four times that. Nothing was exported and the original is "
-                "untouched: free space (or point TMPDIR at a bigger disk) and run again"
+                "CSV, JSON and Arrow files, about five times that. Nothing was exported and the "
+                "original is untouched: free space (or point TMPDIR at a bigger disk) and run again"
             )
             get_run_logger().error(message)
             return Failed(message=message)
