@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 import polars as pl
 
@@ -43,11 +43,15 @@ class ArrowStream:
     differently. One schema for the whole stream, the first chunk's: every chunk has the
     contract's dtypes, and a chunk that did not (a column typed Null) is cast to it.
 
-    pyarrow is imported here only: a process that writes no Arrow (`ivi process`) never loads
-    it (~20 MB, processing/records.py)."""
+    Written to a native file (`pyarrow.OSFile`), not a Python one: the IPC writer's many small
+    writes then never take the GIL, which the engine's thread needs. pyarrow is imported only
+    when the stream is asked for: a process that writes no Arrow (`ivi process`) never loads it
+    (~20 MB, processing/records.py)."""
 
-    def __init__(self, handle: BinaryIO) -> None:
-        self._handle = handle
+    def __init__(self, path: Path) -> None:
+        import pyarrow
+
+        self.file = pyarrow.OSFile(str(path), "wb")
         self._schema: pa.Schema | None = None
         self._writer: pa.ipc.RecordBatchStreamWriter | None = None
 
@@ -57,7 +61,7 @@ class ArrowStream:
         table = frame.to_arrow()  # polars String -> large_string: its text copied once, here
         if self._writer is None:
             self._schema = table.schema
-            self._writer = pyarrow.ipc.new_stream(self._handle, table.schema)
+            self._writer = pyarrow.ipc.new_stream(self.file, table.schema)
         elif not table.schema.equals(self._schema):
             table = table.cast(self._schema)
         self._writer.write_table(table)
@@ -84,17 +88,20 @@ class OutputFiles:
         if arrow:
             self.final["arrow"] = out_dir / f"{stem}.arrow"
         self._temp = {kind: path.with_name(f".{path.name}.part") for kind, path in self.final.items()}
-        self._handles: dict[str, BinaryIO] = {}
-        self._arrow = ArrowStream(self._handle("arrow")) if arrow else None
+        self._handles: dict[str, BinaryIO | pa.NativeFile] = {}
+        self._arrow = ArrowStream(self._temp["arrow"]) if arrow else None
+        if self._arrow is not None:
+            self._handles["arrow"] = self._arrow.file
         self._rows = {"csv": 0, "rejected": 0}
         self._json_rows = 0
         self._writer: ThreadPoolExecutor | None = None
         self._writing: Future[None] | None = None
 
     def _handle(self, kind: str) -> BinaryIO:
+        """The Python file of `kind` (the Arrow stream's native file is opened with it)."""
         if kind not in self._handles:
             self._handles[kind] = self._temp[kind].open("w+b")
-        return self._handles[kind]
+        return cast(BinaryIO, self._handles[kind])
 
     def write_chunk_in_background(self, clean: pl.DataFrame, rejected: pl.DataFrame) -> None:
         """Write a chunk in a thread of its own while the caller cleans the next one (polars'
