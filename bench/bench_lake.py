@@ -245,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
             cpu_without, cpu_with = statistics.median(cpu["without"]), statistics.median(cpu["with"])
             print(f"CPU seconds (user + system): {cpu_without:.2f} s without, {cpu_with:.2f} s with, "
                   f"ratio {cpu_with / cpu_without:.3f}")
+            pairs = [w / wo for w, wo in zip(times["with"], times["without"], strict=True)]
+            print(f"each repetition's with/without (run back to back, so under about the same load): "
+                  f"{', '.join(f'{ratio:.3f}' for ratio in pairs)}; median {statistics.median(pairs):.3f}")
             print(f"ground truth exported rows: {truth['exported_rows']:,}; table: {last['lake_rows']:,}")
 
             clean = Path(str(last["clean_rows"]))
