@@ -58,7 +58,9 @@ class ArrowStream:
     def write(self, frame: pl.DataFrame) -> None:
         import pyarrow.ipc
 
-        table = frame.to_arrow()  # polars String -> large_string: its text copied once, here
+        # string_view, polars' own layout: handed over without a copy. The default, large_string,
+        # copies every string in polars' threads: +0.4 CPU-s per million rows in a fresh process
+        table = frame.to_arrow(compat_level=pl.CompatLevel.newest())
         if self._writer is None:
             self._schema = table.schema
             self._writer = pyarrow.ipc.new_stream(self.file, table.schema)
