@@ -4,7 +4,7 @@
 (`processing/write.py`, `ArrowStream`, when the flow asks for it), in their typed values, a
 batch per chunk it cleaned. Reading them back costs no parsing: each batch's buffers are
 read from the file as they are, and `lake/table.py` casts them to the table's types (polars'
-large_string to string, nothing else changes). Reading the clean CSV instead, with pyarrow's
+string_view to string, nothing else changes). Reading the clean CSV instead, with pyarrow's
 streaming CSV reader, took 0.27 CPU-s per million rows, half of the export's work.
 
 Read, not memory-mapped: a mapped file's pages count in the process' resident memory once
