@@ -3,14 +3,16 @@ memory, and that the table holds exactly the exported rows. Prints figures; not 
 
 - A throw-away SeaweedFS (`weed mini`, as `ivi up` runs it) on free ports, its data in a temp
   dir, is the store; the 1M-row messy `vendas` file of `bench_process.py` is the input.
-- "without": a fresh process runs what a `process_object` run does with the file after fetch:
-  `process_file` (validate, clean, write), then export-csv (clean CSV and JSON to the
-  processed bucket). "with": the same, with export-lake running beside export-csv, as the flow
-  submits them (`flows/export_lake.py`'s task body, `.fn`, no Prefect server). Both import the
-  same modules. Interleaved, the order alternating, medians of `--reps`.
+- "without": a fresh process runs what a `process_object` run would do with the file after
+  fetch without the Delta export: `process_file` (validate, clean, write the clean CSV and
+  JSON), then export-csv (clean CSV and JSON to the processed bucket). "with": what it does:
+  `process_file` also writes the clean rows as Arrow (`arrow=True`, which exists for the
+  export only, so "with" pays for it), then export-lake runs beside export-csv, as the flow
+  submits them (`flows/export_lake.py`'s task body, `.fn`, no Prefect server). Both import
+  the same modules. Interleaved, the order alternating, medians of `--reps`.
 - Alone, the Delta export's cost (the sequential worst case) and its peak RSS in a fresh process
-  on clean CSVs of 250k, 1M, 2M and 4M rows: bounded memory means the peak does not grow with
-  them.
+  on clean Arrow streams of 250k, 1M, 2M and 4M rows: bounded memory means the peak does not
+  grow with them.
 - After each run the table's rows of that key are counted against the report's exported rows.
 - Small files (the common upload): the CPU seconds of one export of a 50-row clean CSV into a
   table that already has `--commits` commits (a table of its own, in a bucket of its own),
@@ -67,25 +69,33 @@ if job["mode"] == "small":
         assert lake.rows == job["rows"], lake
     out["cpu_each"] = cpu
 elif job["mode"] == "lake-only":
+    before = time.process_time()
     lake = export_lake.fn(client, PipelineBuckets(), credentials, Path(job["clean"]), contract, version,
                           job["rows"])
+    out["export_cpu_s"] = time.process_time() - before
     out.update(lake.as_report())
 else:
-    report = process_file(Path(job["csv"]), contract, Path(job["out"]))
+    report = process_file(Path(job["csv"]), contract, Path(job["out"]), arrow=job["mode"] == "with")
     out["process_s"] = time.perf_counter() - started
     keys = store.OutputKeys.for_key(job["raw_key"])
     def export_csv():
         store.put_file(client, "processed", keys.csv, Path(report.outputs["csv"]), "text/csv")
         store.put_file(client, "processed", keys.json, Path(report.outputs["json"]), "application/json")
+    def timed(name, function, *args):
+        begun = time.perf_counter()
+        try:
+            return function(*args)
+        finally:
+            out[name] = time.perf_counter() - begun
     with ThreadPoolExecutor(2) as pool:
-        futures = [pool.submit(export_csv)]
+        futures = [pool.submit(timed, "csv_s", export_csv)]
         if job["mode"] == "with":
-            futures.append(pool.submit(export_lake.fn, client, PipelineBuckets(), credentials,
-                                       Path(report.outputs["csv"]), contract, version, report.exported_rows))
+            futures.append(pool.submit(timed, "lake_s", export_lake.fn, client, PipelineBuckets(), credentials,
+                                       Path(report.outputs["arrow"]), contract, version, report.exported_rows))
         results = [future.result() for future in futures]
     out["exported_rows"] = report.exported_rows
-    out["clean_csv"] = report.outputs["csv"]
     if job["mode"] == "with":
+        out["clean_rows"] = report.outputs["arrow"]
         out.update(results[1].as_report())
 out["seconds"] = time.perf_counter() - started
 out["peak_rss_kb"] = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
@@ -146,21 +156,24 @@ def table_rows(store_info: dict[str, object], key: str) -> int:
     return table.to_pyarrow_dataset().count_rows(filter=pc.field("_source_key") == key)
 
 
-def sized_copy(clean_csv: Path, rows: int, target: Path) -> int:
-    """The clean CSV cut to, or repeated up to, about `rows` rows (its header once); how many
-    rows it holds (a quoted value may hold a line break, so lines are not rows)."""
-    import polars as pl
+def sized_copy(clean_rows: Path, rows: int, target: Path) -> int:
+    """The clean rows' Arrow stream cut to, or repeated up to, `rows` rows, a batch at a time
+    (as `process_file` writes it); how many rows it holds."""
+    import pyarrow as pa
+    import pyarrow.ipc
 
-    with clean_csv.open("rb") as source, target.open("wb") as out:
-        header = source.readline()
-        body = source.readlines()
-        out.write(header)
-        written = 0
+    written = 0
+    with pa.OSFile(str(clean_rows)) as source, pyarrow.ipc.open_stream(source) as reader, \
+            pyarrow.ipc.new_stream(str(target), reader.schema) as out:
+        batches = list(reader)
         while written < rows:
-            take = body[: rows - written]
-            out.writelines(take)
-            written += len(take)
-    return int(pl.scan_csv(target, infer_schema=False).select(pl.len()).collect().item())
+            for batch in batches:
+                if written >= rows:
+                    break
+                batch = batch.slice(0, rows - written)
+                out.write_batch(batch)
+                written += batch.num_rows
+    return written
 
 
 def small_file_cpu(client: object, common: dict[str, object], clean: Path, base: Path,
@@ -168,7 +181,7 @@ def small_file_cpu(client: object, common: dict[str, object], clean: Path, base:
     """CPU seconds of one export of a 50-row file into a table with `commits` commits."""
     from objectstore import store
 
-    small = base / "clean-50.csv"
+    small = base / "clean-50.arrow"
     rows = sized_copy(clean, 50, small)
     bucket = "lake-small"
     client.make_bucket(bucket)  # type: ignore[attr-defined]
@@ -216,8 +229,10 @@ def main(argv: list[str] | None = None) -> int:
                                              "out": str(base / f"out-{rep}-{mode}")})
                     times[mode].append(float(result["seconds"]))  # type: ignore[arg-type]
                     cpu[mode].append(float(result["cpu_s"]))  # type: ignore[arg-type]
+                    lake_s = f", export-lake {result['lake_s']:4.2f} s" if "lake_s" in result else ""
                     line = (f"  rep {rep + 1}: {mode:<8} {result['seconds']:6.2f} s (process_file "
-                            f"{result['process_s']:5.2f} s)  CPU {result['cpu_s']:6.2f} s  peak RSS {rss:6.0f} MB")
+                            f"{result['process_s']:5.2f} s, export-csv {result['csv_s']:4.2f} s{lake_s})  "
+                            f"CPU {result['cpu_s']:6.2f} s  peak RSS {rss:6.0f} MB")
                     if mode == "with":
                         rows = table_rows(store_info, raw_key)
                         assert rows == result["exported_rows"] == result["lake_rows"], (rows, result)
@@ -225,17 +240,20 @@ def main(argv: list[str] | None = None) -> int:
                         last = result
                     print(line, flush=True)
             without, with_lake = statistics.median(times["without"]), statistics.median(times["with"])
-            print(f"\nprocess + export-csv:               {without:.2f} s (median of {args.reps})")
-            print(f"process + export-csv ∥ export-lake: {with_lake:.2f} s  ratio {with_lake / without:.3f}")
+            print(f"\nprocess + export-csv:                         {without:.2f} s (median of {args.reps})")
+            print(f"process (+ Arrow) + export-csv ∥ export-lake: {with_lake:.2f} s  ratio {with_lake / without:.3f}")
             cpu_without, cpu_with = statistics.median(cpu["without"]), statistics.median(cpu["with"])
             print(f"CPU seconds (user + system): {cpu_without:.2f} s without, {cpu_with:.2f} s with, "
                   f"ratio {cpu_with / cpu_without:.3f}")
+            pairs = [w / wo for w, wo in zip(times["with"], times["without"], strict=True)]
+            print(f"each repetition's with/without (run back to back, so under about the same load): "
+                  f"{', '.join(f'{ratio:.3f}' for ratio in pairs)}; median {statistics.median(pairs):.3f}")
             print(f"ground truth exported rows: {truth['exported_rows']:,}; table: {last['lake_rows']:,}")
 
-            clean = Path(str(last["clean_csv"]))
+            clean = Path(str(last["clean_rows"]))
             print("\nexport-lake alone, fresh process per size (peak RSS must not grow with rows):")
             for rows in (int(size) for size in args.sizes.split(",") if size):
-                copy = base / f"clean-{rows}.csv"
+                copy = base / f"clean-{rows}.arrow"
                 rows = sized_copy(clean, rows, copy)
                 raw_key = f"vendas/bench-alone-{rows}.csv"
                 store.put_file(client, "raw", raw_key, csv_path, "text/csv")
@@ -243,7 +261,8 @@ def main(argv: list[str] | None = None) -> int:
                                          "raw_key": raw_key})
                 rows_in_table = table_rows(store_info, raw_key)
                 assert rows_in_table == rows == result["lake_rows"], (rows_in_table, rows, result)
-                print(f"  {rows:>9,} rows: {result['seconds']:6.2f} s  CPU {result['cpu_s']:5.2f} s  peak RSS {rss:6.0f} MB  "
+                print(f"  {rows:>9,} rows: {result['seconds']:6.2f} s  CPU {result['cpu_s']:5.2f} s "
+                      f"(the export's own {result['export_cpu_s']:4.2f} s)  peak RSS {rss:6.0f} MB  "
                       f"table: {rows_in_table:,} rows of the key", flush=True)
             small_file_cpu(client, common, clean, base, args.commits, args.small)
         finally:

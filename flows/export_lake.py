@@ -2,8 +2,9 @@
 
 The durable export (issue 15): `s3://<lake bucket>/<contract>` holds exactly the latest
 processed version of each raw object (the rules are in `lake/table.py`). This task streams the
-clean CSV a block at a time into the table's data files (`lake/source.py`,
-`lake/data_files.py`: memory stays bounded whatever the file's size). A commit that lost its
+clean rows a batch at a time into the table's data files, from the Arrow IPC stream the `clean`
+task wrote beside the clean CSV (`lake/source.py`, `lake/data_files.py`: no parsing, and
+memory stays bounded whatever the file's size). A commit that lost its
 table version to another is planned again inside `replace_source`, asking the store again
 whether this version is still the object's current one, so a newer upload's rows are never
 replaced by an older one's; a table that kept moving (`CommitFailedError`) and a store that
@@ -23,8 +24,8 @@ from urllib3.exceptions import HTTPError
 
 from flows.retries import retry_when
 from blocks.pipeline import PipelineBuckets
-from lake.schema import LakeColumn, table_schema
-from lake.source import csv_batches
+from lake.schema import LakeColumn
+from lake.source import arrow_batches
 from lake.storage import s3_storage_options, table_uri
 from lake.table import LakeTarget, LakeWrite, SourceVersion, replace_source
 from objectstore import store
@@ -69,12 +70,13 @@ def export_lake(
     client: Minio,
     buckets: PipelineBuckets,
     credentials: MinIOCredentials,
-    clean_csv: Path,
+    clean_rows: Path,
     contract: Contract,
     version: store.ObjectVersion,
     exported_rows: int,
 ) -> LakeWrite:
-    """Replace the object's rows in the table with this version's clean rows (one commit)."""
+    """Replace the object's rows in the table with this version's clean rows (one commit).
+    `clean_rows` is the Arrow IPC stream of the clean rows (`report.outputs["arrow"]`)."""
 
     def still_current() -> bool:
         current = store.find_object(client, version.bucket, version.key)
@@ -83,7 +85,7 @@ def export_lake(
     target = lake_target(buckets, contract, credentials)
     return replace_source(
         target,
-        csv_batches(clean_csv, table_schema(target.columns)),
+        arrow_batches(clean_rows),
         SourceVersion(version.key, version.etag),
         expected_rows=exported_rows,
         still_current=still_current,

@@ -73,8 +73,9 @@ def validate(path: Path, contract: Contract) -> dict[str, object]:
 @task(name="clean", cache_policy=NO_CACHE)
 def clean(path: Path, contract: Contract, out_dir: Path) -> Report:
     """Row by row: validate against the contract, clean, and write the local outputs (named
-    after the fetched file; only the names in the store must be unique)."""
-    return process_file(path, contract, out_dir)
+    after the fetched file; only the names in the store must be unique), the clean rows also
+    as Arrow for export-lake (`outputs["arrow"]`: it reads them back without parsing)."""
+    return process_file(path, contract, out_dir, arrow=True)
 
 
 @task(name="export-csv", retries=4, retry_delay_seconds=[1, 2, 4, 8], retry_condition_fn=_retry_on_transient,
@@ -222,8 +223,8 @@ def _process_version(
             message = (
                 f"{version.key}: no space left in the temporary directory {work.parent} "
                 f"({error}): it needs room for the object ({version.size:,} bytes) and its clean "
-                "CSV and JSON, about four times that. Nothing was exported and the original is "
-                "untouched: free space (or point TMPDIR at a bigger disk) and run again"
+                "CSV, JSON and Arrow files, about five times that. Nothing was exported and the "
+                "original is untouched: free space (or point TMPDIR at a bigger disk) and run again"
             )
             get_run_logger().error(message)
             return Failed(message=message)
@@ -235,7 +236,7 @@ def _process_version(
             f"s3://{buckets.processed_bucket}/{keys.csv}",
         )
         lake_future = export_lake.submit(
-            client, buckets, credentials, Path(report.outputs["csv"]), contract, version, report.exported_rows,
+            client, buckets, credentials, Path(report.outputs["arrow"]), contract, version, report.exported_rows,
         )
         outputs = csv_future.result()
         powerbi = powerbi_future.result()

@@ -1,12 +1,17 @@
-"""The clean CSV read back as Arrow record batches, with bounded memory.
+"""The clean rows read back as Arrow record batches, one at a time: bounded memory.
 
-pyarrow's streaming CSV reader parses one block at a time, in the table's types, and hands
-each on as it is parsed. It reads ahead of its consumer by up to ~32 blocks, so the block
-size sets the bound: measured on clean `vendas` CSVs of 1M and 4M rows, 8 MB blocks held 113
-and 261 MB of Arrow memory (the read-ahead filling up), 1 MB blocks 41 MB for both, with no
-more CPU. Batches are therefore small (~12,000 rows); `data_files.py` gathers them into
-row groups of a useful size. (polars' `scan_csv(...).collect_batches()` grew from 305 to
-376 MB between 1M and 2M rows: it parses ahead of its consumer too.)
+`process_file` writes the clean rows it exports as an Arrow IPC stream beside the clean CSV
+(`processing/write.py`, `ArrowStream`, when the flow asks for it), in their typed values, a
+batch per chunk it cleaned. Reading them back costs no parsing: each batch's buffers are
+read from the file as they are, and `lake/table.py` casts them to the table's types (polars'
+string_view to string, nothing else changes). Reading the clean CSV instead, with pyarrow's
+streaming CSV reader, took 0.27 CPU-s per million rows, half of the export's work.
+
+Read, not memory-mapped: a mapped file's pages count in the process' resident memory once
+touched, so the peak grows with the file (measured, export alone into a local table: 378 MB
+at 1M `vendas` rows, 687 MB at 4M, against 295 and 303 MB read); read, one batch (a chunk of
+`process_file`: ~60,000 `vendas` rows, ~6 MB) is in memory at a time, and the copy costs next
+to nothing (the file was just written: it is in the page cache).
 """
 
 from __future__ import annotations
@@ -15,24 +20,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
-
-BLOCK_BYTES = 1 << 20  # ~1 MB of CSV per batch: ~12,000 `vendas` rows
+import pyarrow.ipc
 
 
-def csv_batches(path: Path, schema: pa.Schema, block_bytes: int = BLOCK_BYTES) -> Iterator[pa.RecordBatch]:
-    """The clean CSV's rows, a block at a time, its columns typed as `schema` says (an empty
-    field is null: the clean CSV writes nulls so, and no clean value is an empty string)."""
-    reader = pacsv.open_csv(
-        path,
-        # one parsing thread: the same CPU as several (0.27 s per million rows), and the
-        # export runs beside export-csv and export-powerbi on a worker's few cores
-        read_options=pacsv.ReadOptions(block_size=block_bytes, use_threads=False),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True),  # a clean value may hold a line break
-        convert_options=pacsv.ConvertOptions(
-            column_types={field.name: field.type for field in schema},
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=True,
-        ),
-    )
-    yield from reader
+def arrow_batches(path: Path) -> Iterator[pa.RecordBatch]:
+    """The stream's record batches in file order, each read when the consumer asks for it."""
+    with pa.OSFile(str(path)) as source:
+        yield from pyarrow.ipc.open_stream(source)

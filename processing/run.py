@@ -74,8 +74,10 @@ def process_file(
     out_dir: Path | None = None,
     stem: str | None = None,
     chunk_bytes: int = CHUNK_BYTES,
+    arrow: bool = False,
 ) -> Report:
-    """Process `path` against `contract`; write outputs to `out_dir` unless it is None.
+    """Process `path` against `contract`; write outputs to `out_dir` unless it is None, with
+    the clean rows as an Arrow IPC stream too when `arrow` (for the Delta export: write.py).
 
     Raises FileRejected (nothing written) when the file cannot be a table for the contract.
     """
@@ -87,7 +89,7 @@ def process_file(
         with TextSource(path, chunk_bytes=chunk_bytes) as source:
             layout, present, ignored = map_header(source.require_header(), contract)
             if out_dir is not None:
-                outputs = OutputFiles(out_dir, stem or output_stem(path), present)
+                outputs = OutputFiles(out_dir, stem or output_stem(path), present, arrow=arrow)
             report.delimiter = layout.delimiter
             report.compression = source.compression
             report.columns = present

@@ -97,38 +97,6 @@ def test_delta_rs_errors_become_one_plain_line() -> None:
     assert error_text(error) == "OSError: Generic S3 error : Error performing GET : Connection refused"
 
 
-def test_the_clean_csv_is_read_back_in_the_table_types(tmp_path: Path) -> None:
-    """As processing/write.py writes it: ISO datetimes (`Z` for UTC, a fraction only when
-    there is one), empty fields for nulls; the optional column `nota` absent from the file."""
-    from lake.source import csv_batches
-
-    clean = tmp_path / "clean.csv"
-    clean.write_text(
-        "id,dia,quando,utc,valor,ativo,nome\n"
-        "1,2024-01-05,2024-01-05T10:00:00,2024-01-05T13:00:00Z,10.5,true,Ana\n"
-        "2,,2024-01-05T10:00:00.250000,,,false,\n"
-        '3,,,,,,"Caderno\r\n100 folhas, azul"\n',
-        encoding="utf-8",
-    )
-    schema = table_schema([
-        LakeColumn("id", "int"), LakeColumn("dia", "date"), LakeColumn("quando", "datetime"),
-        LakeColumn("utc", "datetime", utc=True), LakeColumn("valor", "decimal"), LakeColumn("ativo", "boolean"),
-        LakeColumn("nome", "string"), LakeColumn("nota", "string"),
-    ])
-    count = _RowCount()
-    at = datetime(2026, 1, 1, tzinfo=UTC)
-    rows = pa.Table.from_batches(
-        list(lineage_batches(csv_batches(clean, schema), schema, SourceVersion("k", "e"), count, at))
-    ).to_pylist()
-    assert rows[0] == {
-        "id": 1, "dia": date(2024, 1, 5), "quando": datetime(2024, 1, 5, 10), "utc": datetime(2024, 1, 5, 13, tzinfo=UTC),
-        "valor": 10.5, "ativo": True, "nome": "Ana", "nota": None, SOURCE_KEY: "k", SOURCE_ETAG: "e", INGESTED_AT: at,
-    }
-    assert rows[1]["quando"] == datetime(2024, 1, 5, 10, 0, 0, 250000)
-    assert (rows[1]["dia"], rows[1]["utc"], rows[1]["valor"], rows[1]["nome"]) == (None, None, None, None)
-    assert rows[2]["nome"] == "Caderno\r\n100 folhas, azul" and count.rows == 3
-
-
 def _local_file(root: Path, key: str) -> AddAction:
     """A one-row data file of `key` in a local table's directory, as an Add action."""
     from deltalake import DeltaTable

@@ -140,10 +140,12 @@ def test_an_unterminated_quote_quarantines_the_rest_as_one_row(tmp_path: Path) -
 
 
 def test_a_rejected_file_leaves_no_output_behind(tmp_path: Path) -> None:
+    """The Arrow stream of the clean rows (the flow's) included."""
     text = HEADER + "".join(f"{i};2024-01-05;A;P;C;1;1;1;SP\n" for i in range(50_000)) + "1;\x00\n"
     source = write(tmp_path / "v.csv", text)
     with pytest.raises(FileRejected, match="NUL byte on line 50002"):
-        process_file(source, load_contract("vendas"), tmp_path / "out", chunk_bytes=64 * 1024)  # ~24 chunks
+        process_file(source, load_contract("vendas"), tmp_path / "out", chunk_bytes=64 * 1024,  # ~24 chunks
+                     arrow=True)
     assert list((tmp_path / "out").iterdir()) == []
 
 
