@@ -22,17 +22,19 @@ in the same run, as a baseline, and how busy the whole machine was meanwhile: th
 share, other work's, and what the hypervisor stole (a burst held back by other work uses
 fewer of our CPU seconds a minute than the cores could give).
 
-Measured on 2 cores with nothing else of ours running, PostgreSQL server, the Delta export
-on, 200 files (~170,000 rows), uploads done in about 1 s (docs/shared-state.md has the
-history, and the same code measured between 41 and 63 files/min within half an hour):
+Measured on 2 cores with the machine to itself (session 10: the server writes task runs and
+events in batches), PostgreSQL server, the Delta export on, 200 files (~170,000 rows), uploads
+done in about 1 s (docs/shared-state.md has the history):
 
     concurrency files upload s files/min median s   p95 s   max s POSTs/60s  result
-           none   200      1.0      62.4    108.1   183.4   191.3        46  ok
-                CPU s per file: prefect-server 0.790, engine 0.400, postgres 0.241,
-                worker 0.127, seaweedfs 0.083, powerbi-standin 0.016; total 1.661
+           none   200      1.0      70.6     99.3   163.4   169.1        56  3 no-op runs (...)
+                CPU s per file: prefect-server 0.652, engine 0.416, postgres 0.172,
+                worker 0.128, seaweedfs 0.087, powerbi-standin 0.017; total 1.477
+                cores busy on average over the level's 192 s: 1.62 of 2 (1.54 the stack's,
+                0.08 other work), 0.00 stolen by the hypervisor
 
-The burst is CPU-bound: the two cores are busy throughout, and a flow run with no work in
-it already costs 0.9 of the 1.6 CPU seconds a file costs. Power BI is not the limit (46
+The burst is nearly CPU-bound, and a flow run with no work in it already costs 0.7-1.0 of
+the ~1.5 CPU seconds a file costs. Power BI is not the limit (56
 POSTs a minute against 119 allowed). Without a worker
 limit, 200 runs at once kept the server answering 503 for minutes: hence the embedded
 worker's `--limit` (ivi/prefect_stack.py).
