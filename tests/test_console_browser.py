@@ -61,10 +61,19 @@ def upload_through_page(driver: WebDriver, settings: Settings, contract: str, *p
 
 
 def row_status(driver: WebDriver, key: str) -> str | None:
-    for row in driver.find_elements(By.CSS_SELECTOR, "#files-table tr[data-key]"):
-        if row.get_attribute("data-key") == key:
-            return row.get_attribute("data-status")
-    return None
+    """The file's status in the list, read in one script: the page re-renders the list as it
+    polls, and an element found before a re-render is stale after it."""
+    status = driver.execute_script(
+        "const row = [...document.querySelectorAll('#files-table tr[data-key]')]"
+        ".find(r => r.dataset.key === arguments[0]); return row ? row.dataset.status : null",
+        key,
+    )
+    return None if status is None else str(status)
+
+
+def file_link_texts(driver: WebDriver) -> list[str]:
+    """The list's file links as shown, read in one script (see row_status)."""
+    return list(driver.execute_script("return [...document.querySelectorAll('a.file-link')].map(a => a.innerText)"))
 
 
 def open_file_page(driver: WebDriver, settings: Settings, key: str, status: str) -> None:
@@ -255,7 +264,7 @@ def test_names_headers_and_values_from_files_are_shown_as_text_never_run(
          what="the markup-named upload")
     assert browser.find_element(By.CSS_SELECTOR, "#upload-list .upload-item .name").text == markup_name.name
     poll(lambda: row_status(browser, key) is not None, timeout=30, what="the script-named file listed")
-    assert key in [a.text for a in browser.find_elements(By.CSS_SELECTOR, "a.file-link")]
+    assert key in file_link_texts(browser)
 
     open_file_page(browser, stack, key, "processed")
     assert browser.find_element(By.ID, "file-key").text == key
