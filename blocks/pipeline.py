@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from prefect.blocks.core import Block
 
+from blocks.loaded_once import load_block
+
 PIPELINE_BLOCK = "ivi-pipeline"
 
 
@@ -32,4 +34,4 @@ class PipelineBuckets(Block):
 
 
 def load_buckets() -> PipelineBuckets:
-    return PipelineBuckets.load(PIPELINE_BLOCK)  # type: ignore[no-any-return]
+    return load_block(PipelineBuckets, PIPELINE_BLOCK)

@@ -73,6 +73,7 @@ def _prewarm() -> None:
 
     import flows.backfill  # noqa: F401
     import flows.process_object  # noqa: F401
+    import flows.process_objects  # noqa: F401
     import flows.version_lock
     import processing.engine  # noqa: F401  # Pandera: process_file imports it only when needed
 

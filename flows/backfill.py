@@ -14,6 +14,7 @@ worker or process that died (nobody then tells Prefect), and its object must be 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -35,7 +36,9 @@ from flows.process_object import s3_client
 from flows.run_context import current_flow_run_id
 
 PROCESS_OBJECT_DEPLOYMENT = "process_object/process-object"
+PROCESS_OBJECTS_DEPLOYMENT = "process_objects/process-objects"
 PROCESS_OBJECT_FLOW = "process_object"
+PROCESS_OBJECTS_FLOW = "process_objects"  # a burst's group (flows/process_objects.py)
 PAGE = 200
 
 
@@ -54,15 +57,26 @@ def list_unprocessed(bucket: str, prefix: str, force: bool) -> list[store.Object
     return pending
 
 
+def _objects_of(parameters: dict[str, Any]) -> list[dict[str, Any]]:
+    """The objects a run's parameters name: one for process_object, a group's for
+    process_objects; none for a forced run (it is not waiting for a version to be done)."""
+    if parameters.get("force"):
+        return []
+    if "objects" in parameters:
+        return [ref for ref in parameters.get("objects") or [] if isinstance(ref, dict)]
+    return [parameters]
+
+
 def scheduled_runs(bucket: str) -> set[tuple[str, str]]:
-    """(key, eTag) of every process_object run of `bucket` waiting to start; eTag "" for a
-    run created without one (it processes whatever version is current then)."""
+    """(key, eTag) of every object of `bucket` whose process_object or process_objects run is
+    waiting to start; eTag "" for a run created without one (it processes whatever version is
+    current then)."""
     found: set[tuple[str, str]] = set()
     with get_client(sync_client=True) as client:
         offset = 0
         while True:
             runs = client.read_flow_runs(
-                flow_filter=FlowFilter(name=FlowFilterName(any_=[PROCESS_OBJECT_FLOW])),
+                flow_filter=FlowFilter(name=FlowFilterName(any_=[PROCESS_OBJECT_FLOW, PROCESS_OBJECTS_FLOW])),
                 flow_run_filter=FlowRunFilter(
                     state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))
                 ),
@@ -70,9 +84,9 @@ def scheduled_runs(bucket: str) -> set[tuple[str, str]]:
                 offset=offset,
             )
             for run in runs:
-                parameters = run.parameters or {}
-                if parameters.get("bucket") == bucket and not parameters.get("force"):
-                    found.add((str(parameters.get("key")), str(parameters.get("etag") or "").strip('"')))
+                for ref in _objects_of(run.parameters or {}):
+                    if ref.get("bucket") == bucket:
+                        found.add((str(ref.get("key")), str(ref.get("etag") or "").strip('"')))
             if len(runs) < PAGE:
                 return found
             offset += len(runs)

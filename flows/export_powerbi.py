@@ -36,6 +36,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect.transactions import CommitMode, transaction
 
 from flows.retries import retry_when
+from blocks.loaded_once import load_block
 from blocks.powerbi import PowerBIPushDataset, PowerBIStreamingDataset, block_name
 from powerbi.push import (
     DEFERRED,
@@ -83,7 +84,7 @@ def load_destination(contract: str) -> Destination | None:
     """The contract's Power BI block, or None when it has no Power BI destination."""
     for block_class in (PowerBIStreamingDataset, PowerBIPushDataset):
         try:
-            return block_class.load(block_name(contract))  # type: ignore[no-any-return]
+            return load_block(block_class, block_name(contract))  # type: ignore[no-any-return]
         except ValueError:
             continue
     return None

@@ -23,6 +23,7 @@ from prefect_aws import MinIOCredentials
 from urllib3.exceptions import HTTPError
 
 from flows.retries import retry_when
+from blocks.loaded_once import load_block
 from blocks.objectstore import MINIO_CREDENTIALS_BLOCK, RESULT_STORAGE, store_client
 from blocks.pipeline import PipelineBuckets, load_buckets
 from objectstore import store
@@ -52,7 +53,7 @@ _retry_on_transient = retry_when(
 
 
 def s3_client(credentials: MinIOCredentials | None = None) -> Minio:
-    return store_client(credentials or MinIOCredentials.load(MINIO_CREDENTIALS_BLOCK))
+    return store_client(credentials or load_block(MinIOCredentials, MINIO_CREDENTIALS_BLOCK))
 
 
 @task(name="fetch", retries=4, retry_delay_seconds=[1, 2, 4, 8], retry_condition_fn=_retry_on_transient,
@@ -151,7 +152,7 @@ def process_object(
     logger = get_run_logger()
     buckets = load_buckets()
     started = time.perf_counter()
-    credentials = MinIOCredentials.load(MINIO_CREDENTIALS_BLOCK)
+    credentials = load_block(MinIOCredentials, MINIO_CREDENTIALS_BLOCK)
     client = s3_client(credentials)
     keys = store.OutputKeys.for_key(key)
     version = store.find_object(client, bucket, key)

@@ -37,6 +37,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
 
+from relay.dispatch import BurstGrouper, Route
 from relay.metrics import CONTENT_TYPE, RelayMetrics
 from relay.store_events import (
     MINIO_BODY_SCHEMA,
@@ -137,9 +138,19 @@ def create_app(settings: RelaySettings | None = None) -> FastAPI:
         headers = {"Authorization": f"Bearer {key}"} if key else {}  # Prefect Cloud
         async with httpx.AsyncClient(timeout=PREFECT_TIMEOUT_SECONDS, headers=headers) as client:
             app.state.prefect = client
-            yield
+            try:
+                yield
+            finally:
+                await grouper.close()
 
     app = FastAPI(title="ivi relay", lifespan=lifespan, docs_url=None, redoc_url=None)
+    grouper = BurstGrouper(
+        lambda events: post_events(app.state.prefect, settings.prefect_api_url, events),
+        max_objects=settings.relay_batch_max,
+        window_seconds=settings.relay_batch_window_seconds,
+        on_group_done=figures.group_done,
+    )
+    figures.grouping.set_function(lambda: grouper.waiting)
     _document_bearer_auth(app)
 
     async def handle(request: Request, source: str, parse: Parser) -> Response:
@@ -192,7 +203,8 @@ def create_app(settings: RelaySettings | None = None) -> FastAPI:
             log.info("ignored %r: %s", item.key, item.reason)
             figures.ignored.labels(source, item.kind).inc()
 
-        events = [obj.prefect_event() for obj in to_post]
+        routes: list[Route] = [grouper.route(obj) for obj in to_post]
+        events = [obj.prefect_event(route) for obj, route in zip(to_post, routes, strict=True)]
         accepted = True
         if events:
             try:
@@ -203,8 +215,10 @@ def create_app(settings: RelaySettings | None = None) -> FastAPI:
                 return JSONResponse({"detail": "Prefect API unavailable"}, status_code=503)
             (figures.posted if accepted else figures.dropped).labels(source).inc(len(events))
             if accepted:
-                for obj, event in zip(to_post, events, strict=True):
-                    log.info("posted %s for %s/%s (event %s)", event["event"], obj.bucket, obj.key, event["id"])
+                for obj, event, route in zip(to_post, events, routes, strict=True):
+                    grouper.accepted(obj, route)
+                    log.info("posted %s for %s/%s (event %s, %s)", event["event"], obj.bucket, obj.key,
+                             event["id"], route)
         sent = [{"key": o.key, "event_id": e["id"]} for o, e in zip(to_post, events, strict=True)]
         return JSONResponse(
             {

@@ -9,11 +9,12 @@ process-wide default, so that each relay built by `create_app` counts for itself
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 
 from relay.store_events import IGNORED_KINDS
 
 SOURCES = ("minio", "seaweedfs")
+GROUP_OUTCOMES = ("posted", "lost")
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
@@ -39,11 +40,32 @@ class RelayMetrics:
         self.ignored = counter(
             "ivi_relay_events_ignored", "Objects that start no run, by reason", ("source", "reason")
         )
+        # A burst's objects, grouped into one process-objects run each (relay/dispatch.py).
+        self.grouping = Gauge(
+            "ivi_relay_objects_grouping",
+            "Objects of a burst acknowledged and not yet handed to Prefect in a group",
+            registry=self.registry,
+        )
+        self.groups = Counter(
+            "ivi_relay_groups", "Groups of a burst's objects: posted, or lost (left to the reconcile)",
+            ("outcome",), registry=self.registry,
+        )
+        self.grouped_objects = Counter(
+            "ivi_relay_grouped_objects", "Objects in those groups", ("outcome",), registry=self.registry
+        )
+        for outcome in GROUP_OUTCOMES:
+            self.groups.labels(outcome)
+            self.grouped_objects.labels(outcome)
         for source in SOURCES:
             for series in (self.received, self.posted, self.dropped, self.unavailable):
                 series.labels(source)
             for kind in IGNORED_KINDS:
                 self.ignored.labels(source, kind)
+
+    def group_done(self, size: int, posted: bool) -> None:
+        outcome = "posted" if posted else "lost"
+        self.groups.labels(outcome).inc()
+        self.grouped_objects.labels(outcome).inc(size)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every counter."""

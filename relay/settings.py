@@ -21,6 +21,10 @@ class RelaySettings(BaseSettings):
     relay_port: int = 8000
     relay_max_body_bytes: int = 1024 * 1024
     raw_bucket: str = "raw"
+    # A burst's objects are grouped into one process-objects run (relay/dispatch.py): at most
+    # this many per group (1 turns grouping off), each waiting at most this long for more.
+    relay_batch_max: int = 8
+    relay_batch_window_seconds: float = 0.5
     # Bearer token Prometheus sends to GET /metrics (of the relay and of the metrics exporter).
     metrics_token: SecretStr = SecretStr("")
 

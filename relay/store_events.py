@@ -120,9 +120,10 @@ class CreatedObject:
             return uuid.uuid5(EVENT_ID_NAMESPACE, f"{self.bucket}/{self.key}\n\n{self.sequencer}")
         return uuid.uuid4()
 
-    def prefect_event(self) -> dict[str, Any]:
+    def prefect_event(self, dispatch: str = "run") -> dict[str, Any]:
         """The Prefect event. Every label is always present (a missing templated label makes
-        a deployment trigger fail silently on the server)."""
+        a deployment trigger fail silently on the server). `dispatch` is `run` when this event
+        starts the object's run, `batch` when a group event will (relay/dispatch.py)."""
         return {
             "id": str(self.event_id()),
             "occurred": datetime.now(UTC).isoformat(),
@@ -134,6 +135,7 @@ class CreatedObject:
                 "minio.key": self.key,
                 "minio.etag": self.etag,
                 "minio.size": self.size,
+                "ivi.dispatch": dispatch,
             },
             "related": [],
             "payload": {"source": self.source, "sequencer": self.sequencer},

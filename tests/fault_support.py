@@ -28,10 +28,12 @@ from ivi import stack as ivi_stack
 from ivi.processes import running, stop
 from ivi.settings import Settings
 from tests.pipeline_support import FINAL_STATES
-from tests.stack_support import prefect_request
+from tests.stack_support import prefect_request, wait_for_relay_groups
 
 HEALTHY_TIMEOUT_SECONDS = 240.0  # a Prefect server restart takes 20-70 s on a busy 2-core box
 TRIGGER_AUTOMATION = "process-object-on-upload"
+GROUP_TRIGGER_AUTOMATION = "process-objects-on-burst"  # a burst's groups (relay/dispatch.py)
+UPLOAD_TRIGGERS = (TRIGGER_AUTOMATION, GROUP_TRIGGER_AUTOMATION)
 
 
 def poll(condition: Callable[[], Any], what: str, timeout: float, interval: float = 0.2) -> Any:
@@ -227,12 +229,15 @@ def task_runs(settings: Settings, flow_run_id: str, including: str, timeout: flo
 
 @contextmanager
 def upload_trigger_disabled(settings: Settings) -> Iterator[None]:
-    """The upload trigger switched off, so that only the runs a test creates process its
-    objects (the store's event still reaches Prefect; nothing acts on it)."""
+    """The upload triggers switched off (an object's own and a burst's group's), so that only
+    the runs a test creates process its objects (the store's event still reaches Prefect;
+    nothing acts on it)."""
+    wait_for_relay_groups(settings)  # a group of earlier uploads starts its run first
     _set_trigger_enabled(settings, False)
     try:
         yield
     finally:
+        wait_for_relay_groups(settings)
         _set_trigger_enabled(settings, True)
 
 
@@ -240,8 +245,8 @@ def _set_trigger_enabled(settings: Settings, enabled: bool) -> None:
     automations = prefect_request(
         "POST", f"{settings.prefect_api_url}/automations/filter", json={}
     ).json()
-    matching = [a for a in automations if a["name"] == TRIGGER_AUTOMATION]
-    assert matching, f"no automation named {TRIGGER_AUTOMATION}"
+    matching = [a for a in automations if a["name"] in UPLOAD_TRIGGERS]
+    assert {a["name"] for a in matching} == set(UPLOAD_TRIGGERS), f"missing one of {UPLOAD_TRIGGERS}"
     for automation in matching:
         prefect_request(
             "PATCH", f"{settings.prefect_api_url}/automations/{automation['id']}", json={"enabled": enabled}

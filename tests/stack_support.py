@@ -110,6 +110,30 @@ def wait_for_events(
         time.sleep(0.25)
 
 
+def relay_objects_grouping(settings: Settings) -> float:
+    """How many objects of a burst the relay holds, not yet posted in a group (its gauge)."""
+    response = httpx.get(
+        f"{settings.relay_url}/metrics",
+        headers={"Authorization": f"Bearer {settings.metrics_token.get_secret_value()}"},
+        timeout=10,
+    )
+    response.raise_for_status()
+    for line in response.text.splitlines():
+        if line.startswith("ivi_relay_objects_grouping "):
+            return float(line.split()[1])
+    raise AssertionError("the relay's /metrics has no ivi_relay_objects_grouping")
+
+
+def wait_for_relay_groups(settings: Settings, timeout: float = 60.0) -> None:
+    """Until the relay holds no object of a burst (relay/dispatch.py): a trigger switched on
+    again after this sees no group event of the time it was off."""
+    deadline = time.monotonic() + timeout
+    while (waiting := relay_objects_grouping(settings)) > 0:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the relay still holds {waiting:.0f} object(s) of a burst after {timeout} s")
+        time.sleep(0.1)
+
+
 @contextmanager
 def automations_paused(settings: Settings, *, watch_seconds: float = 3.0) -> Iterator[None]:
     """No deployment trigger fires while this runs (events a test makes up start no flow
@@ -117,6 +141,7 @@ def automations_paused(settings: Settings, *, watch_seconds: float = 3.0) -> Ite
     `watch_seconds`, none of them may start a run since the pause began (an event of the
     paused time that the triggers service only saw after re-enabling would, and fails here)."""
     api = settings.prefect_api_url
+    wait_for_relay_groups(settings)  # a group of earlier uploads starts its run first
     automations = prefect_request("POST", f"{api}/automations/filter", json={}).json()
     enabled = [a["id"] for a in automations if a["enabled"]]
     paused_at = datetime.now(timezone.utc).isoformat()
@@ -125,6 +150,7 @@ def automations_paused(settings: Settings, *, watch_seconds: float = 3.0) -> Ite
     try:
         yield
     finally:
+        wait_for_relay_groups(settings)
         for automation_id in enabled:
             prefect_request("PATCH", f"{api}/automations/{automation_id}", json={"enabled": True})
 

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from flows.backfill import PROCESS_OBJECT_DEPLOYMENT, scheduled_runs
+from flows.backfill import PROCESS_OBJECT_DEPLOYMENT, PROCESS_OBJECTS_DEPLOYMENT, scheduled_runs
 from ivi.settings import Settings
 from tests.load_support import (
     CONTRACTS,
@@ -56,24 +56,36 @@ STANDIN_PENDING_LIMIT = 5  # the stand-in answers 429 to a 6th request in flight
 
 def test_the_reconcile_sees_the_runs_still_waiting_for_the_pool(stack: Settings) -> None:
     """What keeps a reconcile in the middle of a burst from doubling the queue: it finds the
-    object versions whose run is Scheduled (and leaves them to it)."""
-    key, etag = f"vendas/load-{uuid.uuid4().hex[:8]}/waiting.csv", uuid.uuid4().hex
+    object versions whose run is Scheduled (and leaves them to it), alone or in a group."""
+    folder = f"vendas/load-{uuid.uuid4().hex[:8]}"
+    key, etag = f"{folder}/waiting.csv", uuid.uuid4().hex
+    grouped = [(f"{folder}/grouped-{n}.csv", uuid.uuid4().hex) for n in range(2)]
     api = stack.prefect_api_url
-    deployment = prefect_request("GET", f"{api}/deployments/name/{PROCESS_OBJECT_DEPLOYMENT}").json()
     later = (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
-    run = prefect_request(
-        "POST", f"{api}/deployments/{deployment['id']}/create_flow_run",
-        json={"parameters": {"bucket": stack.raw_bucket, "key": key, "etag": etag},
-              "state": {"type": "SCHEDULED", "state_details": {"scheduled_time": later}}},
-    ).json()
+
+    def scheduled_run(deployment_name: str, parameters: dict[str, object]) -> str:
+        deployment = prefect_request("GET", f"{api}/deployments/name/{deployment_name}").json()
+        return str(prefect_request(
+            "POST", f"{api}/deployments/{deployment['id']}/create_flow_run",
+            json={"parameters": parameters, "state": {"type": "SCHEDULED", "state_details": {"scheduled_time": later}}},
+        ).json()["id"])
+
+    runs = [
+        scheduled_run(PROCESS_OBJECT_DEPLOYMENT, {"bucket": stack.raw_bucket, "key": key, "etag": etag}),
+        scheduled_run(PROCESS_OBJECTS_DEPLOYMENT, {"objects": [
+            {"bucket": stack.raw_bucket, "key": grouped_key, "etag": grouped_etag}
+            for grouped_key, grouped_etag in grouped
+        ]}),
+    ]
     try:
         with temporary_settings({PREFECT_API_URL: api}):
-            assert (key, etag) in scheduled_runs(stack.raw_bucket)
-            assert (key, etag) not in scheduled_runs("another-bucket")
+            assert {(key, etag), *grouped} <= scheduled_runs(stack.raw_bucket)
+            assert not {(key, etag), *grouped} & scheduled_runs("another-bucket")
     finally:
-        prefect_request("DELETE", f"{api}/flow_runs/{run['id']}")
+        for run_id in runs:
+            prefect_request("DELETE", f"{api}/flow_runs/{run_id}")
     with temporary_settings({PREFECT_API_URL: api}):
-        assert (key, etag) not in scheduled_runs(stack.raw_bucket)
+        assert not {(key, etag), *grouped} & scheduled_runs(stack.raw_bucket)
 
 
 @pytest.mark.timeout(1800)

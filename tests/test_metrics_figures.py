@@ -94,3 +94,8 @@ def test_the_relay_series_exist_at_zero_from_the_start() -> None:
             labels = {"source": source, "reason": kind}
             assert relay.registry.get_sample_value("ivi_relay_events_ignored_total", labels) == 0
     assert b"ivi_relay_events_posted_total" in relay.render()
+    for outcome in ("posted", "lost"):  # a burst's groups (relay/dispatch.py)
+        assert relay.registry.get_sample_value("ivi_relay_groups_total", {"outcome": outcome}) == 0
+        assert relay.registry.get_sample_value("ivi_relay_grouped_objects_total", {"outcome": outcome}) == 0
+    relay.group_done(3, posted=True)
+    assert relay.registry.get_sample_value("ivi_relay_grouped_objects_total", {"outcome": "posted"}) == 3

@@ -13,6 +13,7 @@ id and every label its parameters read.
 from __future__ import annotations
 
 import asyncio
+import copy
 import io
 import os
 import re
@@ -33,14 +34,16 @@ from prefect.cli.deploy._triggers import _initialize_deployment_triggers
 from prefect.client.schemas.schedules import CronSchedule
 from prefect.events import DeploymentEventTrigger, Resource
 from prefect.flows import Flow, load_flow_from_entrypoint
+from prefect.server.events.actions import RunDeployment
 from prefect.server.events.schemas.events import ReceivedEvent
 from prefect.server.schemas.schedules import CronSchedule as ServerCronSchedule
-from prefect.server.utilities.user_templates import render_user_template_sync
+from prefect.utilities.schema_tools.hydration import HydrationContext, hydrate
 from prefect.utilities.templating import apply_values
 from pydantic import ValidationError
 from rich.console import Console
 
 from deployments.apply import PREFECT_FILE, deploy_env
+from relay.dispatch import ready_event
 from relay.store_events import CreatedObject
 from ivi.settings import Settings
 from tests.paths import REPO_ROOT
@@ -114,13 +117,15 @@ def flows(deployments: list[dict[str, Any]]) -> dict[str, Flow[Any, Any]]:
         os.chdir(cwd)
 
 
-def relay_event(key: str = "vendas/2026/nov 1+2.csv") -> dict[str, Any]:
-    """An event exactly as the relay posts it for a new raw object."""
-    created = CreatedObject(
-        source="minio", bucket=SETTINGS.raw_bucket, key=key, etag="0123abcd-2", size="1234",
-        sequencer="17A2B",
+def created_object(key: str, etag: str = "0123abcd-2") -> CreatedObject:
+    return CreatedObject(
+        source="minio", bucket=SETTINGS.raw_bucket, key=key, etag=etag, size="1234", sequencer="17A2B",
     )
-    return created.prefect_event()
+
+
+def relay_event(key: str = "vendas/2026/nov 1+2.csv", dispatch: str = "run") -> dict[str, Any]:
+    """An event exactly as the relay posts it for a new raw object (`dispatch`: relay/dispatch.py)."""
+    return created_object(key).prefect_event(dispatch)
 
 
 def broken_copy(tmp_path: Path, change: Any) -> Path:
@@ -223,24 +228,49 @@ def test_the_lake_is_maintained_every_night_with_complete_parameters(
     assert retention >= 168, "Delta's default retention: a reader may still read a week-old version"
 
 
-# --- the upload trigger ---------------------------------------------------------------------
-def triggered(deployments: list[dict[str, Any]]) -> list[tuple[dict[str, Any], DeploymentEventTrigger]]:
-    found = [(config, trigger) for config in deployments for trigger in triggers(config)]
-    assert found, "process-object is started by a deployment trigger"
+# --- the upload triggers --------------------------------------------------------------------
+PROCESS_OBJECT = "flows/process_object.py:process_object"
+PROCESS_OBJECTS = "flows/process_objects.py:process_objects"
+
+
+def triggered(deployments: list[dict[str, Any]], entrypoint: str) -> list[tuple[dict[str, Any], DeploymentEventTrigger]]:
+    found = [(config, trigger) for config in deployments if config["entrypoint"] == entrypoint
+             for trigger in triggers(config)]
+    assert found, f"{entrypoint} is started by a deployment trigger"
     return found
 
 
-def test_the_trigger_matches_the_event_the_relay_posts(deployments: list[dict[str, Any]]) -> None:
-    event = relay_event()
-    for _config, trigger in triggered(deployments):
-        assert event["event"] in trigger.expect
-        assert trigger.match.matches(Resource(root=event["resource"]))
-        assert trigger.enabled
+def rendered_parameters(trigger: DeploymentEventTrigger, event: dict[str, Any]) -> dict[str, Any]:
+    """The parameters the server's run-deployment action makes of the trigger's templates for
+    this event, the way it makes them (v1 templates upgraded, then hydrated with the event)."""
+    parameters = copy.deepcopy(trigger.parameters or {})
+    RunDeployment._upgrade_v1_templates(parameters)
+    context = HydrationContext(raise_on_error=True, render_jinja=True,
+                               jinja_context={"event": ReceivedEvent.model_validate(event)})
+    return dict(hydrate(parameters, context))
+
+
+def test_the_triggers_match_the_events_the_relay_posts(deployments: list[dict[str, Any]]) -> None:
+    """An object that came alone starts process-object; one of a burst starts nothing by its
+    own event, its group's event starts process-objects."""
+    alone, grouped = relay_event(), relay_event(dispatch="batch")
+    group = ready_event([created_object("vendas/a.csv"), created_object("vendas/b.csv")])
+    for entrypoint, starts, ignores in (
+        (PROCESS_OBJECT, [alone], [grouped, group]),
+        (PROCESS_OBJECTS, [group], [alone, grouped]),
+    ):
+        for _config, trigger in triggered(deployments, entrypoint):
+            assert trigger.enabled
+            for event in starts:
+                assert event["event"] in trigger.expect and trigger.match.matches(Resource(root=event["resource"]))
+            for event in ignores:
+                assert not (event["event"] in trigger.expect
+                            and trigger.match.matches(Resource(root=event["resource"]))), (entrypoint, event)
 
 
 def test_the_trigger_reads_only_labels_the_relay_always_sends(deployments: list[dict[str, Any]]) -> None:
     sent = set(relay_event()["resource"])
-    for config, trigger in triggered(deployments):
+    for config, trigger in triggered(deployments, PROCESS_OBJECT):
         read = {label for text in iter_strings(trigger.parameters) for label in EVENT_LABEL.findall(text)}
         assert read, f"{config['name']}: the trigger's parameters come from the event"
         assert read <= sent, f"{config['name']} reads labels the relay never sends: {read - sent}"
@@ -250,19 +280,29 @@ def test_the_trigger_starts_the_flow_with_the_uploaded_object(
     deployments: list[dict[str, Any]], flows: dict[str, Flow[Any, Any]]
 ) -> None:
     event = relay_event("clientes/2026/nov ç+x.csv")
-    received = ReceivedEvent.model_validate(event)
-    for config, trigger in triggered(deployments):
+    for config, trigger in triggered(deployments, PROCESS_OBJECT):
         flow = flows[config["entrypoint"]]
         assert trigger.parameters is not None
         assert set(trigger.parameters) <= set(flow.parameters.properties)
         assert set(flow.parameters.required or []) <= set(trigger.parameters)
-        rendered = {
-            name: render_user_template_sync(template, {"event": received})
-            for name, template in trigger.parameters.items()
-        }
-        parameters = flow.validate_parameters(rendered)
+        parameters = flow.validate_parameters(rendered_parameters(trigger, event))
         assert (parameters["bucket"], parameters["key"]) == (SETTINGS.raw_bucket, "clientes/2026/nov ç+x.csv")
         assert parameters.get("etag") == event["resource"]["minio.etag"]
+
+
+def test_the_group_trigger_starts_the_flow_with_every_object_of_the_group(
+    deployments: list[dict[str, Any]], flows: dict[str, Flow[Any, Any]]
+) -> None:
+    """The list survives the template as a list (Prefect renders a lone expression as JSON)."""
+    objects = [created_object("clientes/2026/nov ç+x.csv"), created_object("vendas/a.csv", etag="")]
+    for config, trigger in triggered(deployments, PROCESS_OBJECTS):
+        flow = flows[config["entrypoint"]]
+        assert set(flow.parameters.required or []) <= set(trigger.parameters or {})
+        parameters = flow.validate_parameters(rendered_parameters(trigger, ready_event(objects)))
+        assert [(ref.bucket, ref.key, ref.etag) for ref in parameters["objects"]] == [
+            (SETTINGS.raw_bucket, "clientes/2026/nov ç+x.csv", "0123abcd-2"),
+            (SETTINGS.raw_bucket, "vendas/a.csv", None),
+        ]
 
 
 def test_a_broken_trigger_is_refused(tmp_path: Path) -> None:

@@ -16,7 +16,15 @@ from typing import Any
 import httpx
 import pytest
 from minio import Minio
-from tests.stack_support import assert_stays, auth_headers, automations_paused, free_ports, wait_for_events
+from tests.fault_support import poll
+from tests.stack_support import (
+    assert_stays,
+    auth_headers,
+    automations_paused,
+    free_ports,
+    prefect_events,
+    wait_for_events,
+)
 
 from ivi.settings import Settings
 from tests.paths import REPO_ROOT
@@ -207,6 +215,8 @@ def test_minio_keys_are_decoded_from_the_record(
     assert posted["key"] == decoded
     [event] = wait_for_events(stack, {"id": {"id": [posted["event_id"]]}})
     assert event["event"] == "minio.object.created"
+    # `run` for an object that came alone, `batch` for one of a burst (test_a_burst_...)
+    assert event["resource"].pop("ivi.dispatch") in {"run", "batch"}
     assert event["resource"] == {
         "prefect.resource.id": f"minio.object.raw/{decoded}",
         "prefect.resource.name": decoded,
@@ -246,6 +256,33 @@ def test_a_redelivered_event_keeps_its_id(stack: Settings) -> None:
     first = post(stack, "/minio/events", json=body).json()["posted"]
     second = post(stack, "/minio/events", json=body).json()["posted"]
     assert first == second
+
+
+def test_a_burst_is_posted_object_by_object_and_then_as_one_group(stack: Settings) -> None:
+    """Each object of a burst gets its own event before the store gets its 200 (label
+    `ivi.dispatch: batch`, which starts nothing); one `ivi.objects.ready` event then names the
+    group. The first of the burst may have come alone (`run`): it is in no group."""
+    keys = [f"vendas/burst-{uuid.uuid4().hex[:8]}-{n}.csv" for n in range(4)]
+    etags = [uuid.uuid4().hex for _ in keys]
+    posted = [post(stack, "/minio/events", json=minio_body(key, etag=etag)).json()["posted"][0]
+              for key, etag in zip(keys, etags, strict=True)]
+    events = wait_for_events(stack, {"id": {"id": [p["event_id"] for p in posted]}}, count=len(keys))
+    dispatch = {event["resource"]["minio.key"]: event["resource"]["ivi.dispatch"] for event in events}
+    batched = [key for key in keys if dispatch[key] == "batch"]
+    assert dispatch[keys[0]] in {"run", "batch"} and batched[-3:] == keys[1:], dispatch
+
+    # The burst's group may also hold objects of the tests before (they came within its window).
+    def groups_of_the_burst() -> list[dict[str, Any]] | None:
+        groups = prefect_events(stack, {"event": {"name": ["ivi.objects.ready"]},
+                                        "related": {"id": [f"minio.object.raw/{key}" for key in batched]}})
+        named = {ref["key"] for group in groups for ref in group["payload"]["objects"]}
+        return groups if set(batched) <= named else None
+
+    groups = sorted(poll(groups_of_the_burst, "the burst's group events", 20), key=lambda event: event["occurred"])
+    grouped = [ref for group in groups for ref in group["payload"]["objects"] if ref["key"] in keys]
+    assert grouped == [{"bucket": "raw", "key": key, "etag": etag}
+                       for key, etag in zip(keys, etags, strict=True) if key in batched]
+    assert all(group["resource"]["prefect.resource.id"] == f"ivi.batch.{group['id']}" for group in groups)
 
 
 # --- Prefect down ------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ivi.settings import Settings
-from tests.fault_support import TRIGGER_AUTOMATION, poll
+from tests.fault_support import UPLOAD_TRIGGERS, poll
 from tests.pipeline_support import flow_runs_for_key
 from tests.stack_support import assert_stays, auth_headers, prefect_request
 
@@ -299,7 +299,9 @@ def post(stack: Settings, route: str, *, headers: dict[str, str] | None = None, 
 def test_the_stack_runs_with_its_upload_trigger_on(stack: Settings, relay_log_offset: int) -> None:
     assert stack.raw_bucket == RAW
     automations = prefect_request("POST", f"{stack.prefect_api_url}/automations/filter", json={}).json()
-    assert [a["enabled"] for a in automations if a["name"] == TRIGGER_AUTOMATION] == [True]
+    assert sorted((a["name"], a["enabled"]) for a in automations if a["name"] in UPLOAD_TRIGGERS) == sorted(
+        (name, True) for name in UPLOAD_TRIGGERS
+    )
 
 
 @fuzz(15)

@@ -23,7 +23,14 @@ import pytest
 
 from ivi import prefect_stack
 from ivi.settings import Settings
-from tests.fault_support import create_run, poll, stack_left_healthy, stop_service, wait_for_final_state
+from tests.fault_support import (
+    create_run,
+    poll,
+    stack_left_healthy,
+    stop_service,
+    upload_trigger_disabled,
+    wait_for_final_state,
+)
 from tests.pipeline_support import FINAL_STATES, flow_runs_for_key, runs_that_processed, upload
 from tests.stack_support import pipeline_block_changed, prefect_request
 
@@ -49,6 +56,7 @@ class Runs:
     crashed: str
     backfill: str
     backfill_debug: str
+    grouped: str  # the process_object subflow of an object in a process-objects run
 
 
 @pytest.fixture(scope="module", params=["prewarmed-engine", "launcher-alone"])
@@ -77,7 +85,16 @@ def _start_and_finish(settings: Settings, prefix: str) -> Runs:
         {"bucket": settings.raw_bucket, "prefix": f"{prefix}nothing-here-either/"},
         job_variables={"env": {"PREFECT_LOGGING_LEVEL": "DEBUG"}},
     )
+    # An object of a burst's group (relay/dispatch.py): a process-objects run, created here
+    # so that the object is in a group whatever the timing of the uploads.
+    grouped_key = f"{prefix}grouped.csv"
+    with upload_trigger_disabled(settings):
+        upload(settings, grouped_key, VENDAS)
+    group = create_run(settings, "process_objects/process-objects",
+                       {"objects": [{"bucket": settings.raw_bucket, "key": grouped_key}]})
     found = {name: _the_run_of(settings, key)["id"] for name, key in keys.items()}
+    found["grouped"] = _the_run_of(settings, grouped_key)["id"]
+    assert wait_for_final_state(settings, group, timeout=RUN_TIMEOUT_SECONDS)["state_type"] == "COMPLETED"
     for run_id in (backfill, backfill_debug):
         wait_for_final_state(settings, run_id, timeout=RUN_TIMEOUT_SECONDS)
     # Last, alone: a misconfigured pipeline block (a quarantine bucket name the S3 client
@@ -135,11 +152,14 @@ def wait_for_logs(settings: Settings, flow_run_id: str, wanted: list[Wanted]) ->
 
 
 FLOW, TASK = "prefect.flow_runs", "prefect.task_runs"
+# "Beginning flow run 'x' for flow 'process_object'", or "Beginning subflow run ..." when the
+# object's run is part of a burst's group (the relay groups uploads that arrive together).
+BEGINNING_PROCESS_OBJECT = ("Beginning ", "run ", "for flow 'process_object'")
 
 
 def test_a_processed_run_logs_its_tasks_its_warning_and_its_end(stack: Settings, runs: Runs) -> None:
     wait_for_logs(stack, runs.processed, [
-        (FLOW, INFO, ("Beginning flow run", "process_object")),
+        (FLOW, INFO, BEGINNING_PROCESS_OBJECT),
         (TASK, INFO, ("Finished in state Completed()",)),
         (FLOW, WARNING, (f"{runs.prefix}ok.csv: 1 of 2 rows quarantined",)),
         (FLOW, INFO, ("Finished in state Completed(", "2 rows -> 1 exported, 1 quarantined")),
@@ -150,7 +170,7 @@ def test_a_processed_run_logs_its_tasks_its_warning_and_its_end(stack: Settings,
 
 def test_a_rejected_run_logs_why_as_a_warning(stack: Settings, runs: Runs) -> None:
     wait_for_logs(stack, runs.rejected, [
-        (FLOW, INFO, ("Beginning flow run",)),
+        (FLOW, INFO, BEGINNING_PROCESS_OBJECT),
         (TASK, INFO, ("Finished in state Completed()",)),  # fetch
         (TASK, ERROR, ("Finished in state Failed(", "FileRejected", "not a text file")),  # validate
         (FLOW, WARNING, (f"{runs.prefix}not-a-table.csv rejected: not a text file", "s3://")),
@@ -164,6 +184,19 @@ def test_a_run_that_crashes_in_a_task_logs_the_traceback(stack: Settings, runs: 
         (TASK, ERROR, ("Finished in state Failed(", "ValueError", NOT_A_BUCKET)),
         (FLOW, ERROR, ("Traceback (most recent call last)", "in quarantine_original", NOT_A_BUCKET)),
         (FLOW, INFO, ("Finished in state Failed(", "ValueError", NOT_A_BUCKET)),
+    ])
+
+
+def test_an_object_of_a_group_logs_under_its_own_run(stack: Settings, runs: Runs) -> None:
+    """A burst's objects run as subflows of one process-objects run: each still has its page,
+    with its own lines, under its own flow run id."""
+    run = prefect_request("GET", f"{stack.prefect_api_url}/flow_runs/{runs.grouped}").json()
+    assert run["parent_task_run_id"] is not None  # a subflow
+    wait_for_logs(stack, runs.grouped, [
+        (FLOW, INFO, ("Beginning subflow run", "for flow 'process_object'")),
+        (TASK, INFO, ("Finished in state Completed()",)),
+        (FLOW, WARNING, (f"{runs.prefix}grouped.csv: 1 of 2 rows quarantined",)),
+        (FLOW, INFO, ("Finished in state Completed(", "2 rows -> 1 exported, 1 quarantined")),
     ])
 
 
