@@ -9,11 +9,19 @@ the pool: an object whose process_object run is Scheduled is left to that run, s
 that fires in the middle of a burst does not double the queue with no-op runs. Only Scheduled:
 any worker of the pool will start such a run, whereas a Pending or Running one may belong to a
 worker or process that died (nobody then tells Prefect), and its object must be run again.
+
+A burst's group (a process_objects run, flows/process_objects.py) takes its objects one after
+the other, so most of them have no run of their own yet while the group is Pending or Running.
+Such a group keeps its objects for GROUP_KEEPS_ITS_OBJECTS from its expected start: long enough
+for a group of small files (measured in seconds), short enough that the objects of a group
+whose process died unannounced are run again at a later reconcile. A group still alive then
+holds the version lock of the object it works on: the new run waits and finds it done.
 """
 
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -23,10 +31,11 @@ from prefect.client.schemas.filters import (
     FlowFilter,
     FlowFilterName,
     FlowRunFilter,
+    FlowRunFilterExpectedStartTime,
     FlowRunFilterState,
     FlowRunFilterStateType,
 )
-from prefect.client.schemas.objects import StateType
+from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.deployments import run_deployment
 
 from blocks.objectstore import RESULT_STORAGE
@@ -40,6 +49,7 @@ PROCESS_OBJECTS_DEPLOYMENT = "process_objects/process-objects"
 PROCESS_OBJECT_FLOW = "process_object"
 PROCESS_OBJECTS_FLOW = "process_objects"  # a burst's group (flows/process_objects.py)
 PAGE = 200
+GROUP_KEEPS_ITS_OBJECTS = timedelta(minutes=10)
 
 
 @task(name="list-unprocessed", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=2)
@@ -69,27 +79,34 @@ def _objects_of(parameters: dict[str, Any]) -> list[dict[str, Any]]:
 
 def scheduled_runs(bucket: str) -> set[tuple[str, str]]:
     """(key, eTag) of every object of `bucket` whose process_object or process_objects run is
-    waiting to start; eTag "" for a run created without one (it processes whatever version is
-    current then)."""
+    waiting to start, or whose group started less than GROUP_KEEPS_ITS_OBJECTS ago; eTag ""
+    for a run created without one (it processes whatever version is current then)."""
+    waiting = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])))
+    recent_groups = FlowRunFilter(
+        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PENDING, StateType.RUNNING])),
+        expected_start_time=FlowRunFilterExpectedStartTime(after_=datetime.now(UTC) - GROUP_KEEPS_ITS_OBJECTS),
+    )
     found: set[tuple[str, str]] = set()
+    for flows, runs in (([PROCESS_OBJECT_FLOW, PROCESS_OBJECTS_FLOW], waiting), ([PROCESS_OBJECTS_FLOW], recent_groups)):
+        for run in _all_flow_runs(flows, runs):
+            for ref in _objects_of(run.parameters or {}):
+                if ref.get("bucket") == bucket:
+                    found.add((str(ref.get("key")), str(ref.get("etag") or "").strip('"')))
+    return found
+
+
+def _all_flow_runs(flows: list[str], runs: FlowRunFilter) -> list[FlowRun]:
+    """Every run of these flows the filter selects, page by page."""
+    found: list[FlowRun] = []
     with get_client(sync_client=True) as client:
-        offset = 0
         while True:
-            runs = client.read_flow_runs(
-                flow_filter=FlowFilter(name=FlowFilterName(any_=[PROCESS_OBJECT_FLOW, PROCESS_OBJECTS_FLOW])),
-                flow_run_filter=FlowRunFilter(
-                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))
-                ),
-                limit=PAGE,
-                offset=offset,
+            page = client.read_flow_runs(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=flows)), flow_run_filter=runs,
+                limit=PAGE, offset=len(found),
             )
-            for run in runs:
-                for ref in _objects_of(run.parameters or {}):
-                    if ref.get("bucket") == bucket:
-                        found.add((str(ref.get("key")), str(ref.get("etag") or "").strip('"')))
-            if len(runs) < PAGE:
+            found.extend(page)
+            if len(page) < PAGE:
                 return found
-            offset += len(runs)
 
 
 @task(name="list-scheduled", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=2)

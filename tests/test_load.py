@@ -56,36 +56,42 @@ STANDIN_PENDING_LIMIT = 5  # the stand-in answers 429 to a 6th request in flight
 
 def test_the_reconcile_sees_the_runs_still_waiting_for_the_pool(stack: Settings) -> None:
     """What keeps a reconcile in the middle of a burst from doubling the queue: it finds the
-    object versions whose run is Scheduled (and leaves them to it), alone or in a group."""
+    object versions whose run is Scheduled (and leaves them to it), alone or in a group, and
+    those of a group that has started recently."""
     folder = f"vendas/load-{uuid.uuid4().hex[:8]}"
     key, etag = f"{folder}/waiting.csv", uuid.uuid4().hex
     grouped = [(f"{folder}/grouped-{n}.csv", uuid.uuid4().hex) for n in range(2)]
+    working = [(f"{folder}/working-{n}.csv", uuid.uuid4().hex) for n in range(2)]
     api = stack.prefect_api_url
     later = (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
+    waiting = {"type": "SCHEDULED", "state_details": {"scheduled_time": later}}
 
-    def scheduled_run(deployment_name: str, parameters: dict[str, object]) -> str:
+    def run(deployment_name: str, parameters: dict[str, object], state: dict[str, object]) -> str:
         deployment = prefect_request("GET", f"{api}/deployments/name/{deployment_name}").json()
         return str(prefect_request(
             "POST", f"{api}/deployments/{deployment['id']}/create_flow_run",
-            json={"parameters": parameters, "state": {"type": "SCHEDULED", "state_details": {"scheduled_time": later}}},
+            json={"parameters": parameters, "state": state},
         ).json()["id"])
 
+    def group(objects: list[tuple[str, str]]) -> dict[str, object]:
+        return {"objects": [{"bucket": stack.raw_bucket, "key": k, "etag": e} for k, e in objects]}
+
     runs = [
-        scheduled_run(PROCESS_OBJECT_DEPLOYMENT, {"bucket": stack.raw_bucket, "key": key, "etag": etag}),
-        scheduled_run(PROCESS_OBJECTS_DEPLOYMENT, {"objects": [
-            {"bucket": stack.raw_bucket, "key": grouped_key, "etag": grouped_etag}
-            for grouped_key, grouped_etag in grouped
-        ]}),
+        run(PROCESS_OBJECT_DEPLOYMENT, {"bucket": stack.raw_bucket, "key": key, "etag": etag}, waiting),
+        run(PROCESS_OBJECTS_DEPLOYMENT, group(grouped), waiting),
+        # a group at work: its objects not reached yet have no run of their own
+        run(PROCESS_OBJECTS_DEPLOYMENT, group(working), {"type": "RUNNING"}),
     ]
+    everything = {(key, etag), *grouped, *working}
     try:
         with temporary_settings({PREFECT_API_URL: api}):
-            assert {(key, etag), *grouped} <= scheduled_runs(stack.raw_bucket)
-            assert not {(key, etag), *grouped} & scheduled_runs("another-bucket")
+            assert everything <= scheduled_runs(stack.raw_bucket)
+            assert not everything & scheduled_runs("another-bucket")
     finally:
         for run_id in runs:
             prefect_request("DELETE", f"{api}/flow_runs/{run_id}")
     with temporary_settings({PREFECT_API_URL: api}):
-        assert not {(key, etag), *grouped} & scheduled_runs(stack.raw_bucket)
+        assert not everything & scheduled_runs(stack.raw_bucket)
 
 
 @pytest.mark.timeout(1800)
