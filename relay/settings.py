@@ -23,7 +23,7 @@ class RelaySettings(BaseSettings):
     raw_bucket: str = "raw"
     # A burst's objects are grouped into one process-objects run (relay/dispatch.py): at most
     # this many per group (1 turns grouping off), each waiting at most this long for more.
-    relay_batch_max: int = 8
+    relay_batch_max: int = 16
     relay_batch_window_seconds: float = 0.5
     # Bearer token Prometheus sends to GET /metrics (of the relay and of the metrics exporter).
     metrics_token: SecretStr = SecretStr("")
