@@ -22,22 +22,21 @@ in the same run, as a baseline, and how busy the whole machine was meanwhile: th
 share, other work's, and what the hypervisor stole (a burst held back by other work uses
 fewer of our CPU seconds a minute than the cores could give).
 
-Measured on 2 cores with the machine to itself (session 10: the server writes task runs and
-events in batches), PostgreSQL server, the Delta export on, 200 files (~170,000 rows), uploads
-done in about 1 s (docs/shared-state.md has the history):
+Measured on 2 cores with the machine to itself (session 11: the relay groups a burst's
+objects, up to 16 per process-objects run), PostgreSQL server, the Delta export on, 200 files
+(~170,000 rows), uploads done in about 1 s (docs/shared-state.md has the history):
 
     concurrency files upload s files/min median s   p95 s   max s POSTs/60s  result
-           none   200      1.0      70.6     99.3   163.4   169.1        56  3 no-op runs (...)
-                CPU s per file: prefect-server 0.652, engine 0.416, postgres 0.172,
-                worker 0.128, seaweedfs 0.087, powerbi-standin 0.017; total 1.477
-                cores busy on average over the level's 192 s: 1.62 of 2 (1.54 the stack's,
-                0.08 other work), 0.00 stolen by the hypervisor
+           none   200      1.0     135.9     45.1    83.5    87.7        80  ok
+                CPU s per file: prefect-server 0.294, engine 0.245, seaweedfs 0.070,
+                postgres 0.053, worker 0.015, powerbi-standin 0.014; total 0.695
+                cores busy on average over the level's 105 s: 1.41 of 2 (1.32 the
+                stack's, 0.09 other work), 0.00 stolen by the hypervisor
 
-The burst is nearly CPU-bound, and a flow run with no work in it already costs 0.7-1.0 of
-the ~1.5 CPU seconds a file costs. Power BI is not the limit (56
-POSTs a minute against 119 allowed). Without a worker
-limit, 200 runs at once kept the server answering 503 for minutes: hence the embedded
-worker's `--limit` (ivi/prefect_stack.py).
+One run per file (session 10, before the grouping) made 70.6 files/min at 1.48 CPU s a file:
+a flow run with no work in it costs 0.7-1.0 CPU s. Power BI is not the limit (80 POSTs a
+minute against 119 allowed). Without a worker limit, 200 runs at once kept the server
+answering 503 for minutes: hence the embedded worker's `--limit` (ivi/prefect_stack.py).
 """
 
 from __future__ import annotations
