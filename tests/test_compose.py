@@ -748,3 +748,12 @@ def test_the_standin_gets_the_admin_token_the_setup_sends_and_its_healthcheck_ne
     assert url is not None and urlsplit(url).path == HEALTH_PATH
     # on 0.0.0.0 the stand-in starts only with a token: compose must hand it one
     assert not is_loopback(option(command(STANDIN), "--host"))
+
+
+def test_the_relay_groups_a_burst_as_the_embedded_stack_does() -> None:
+    """A burst's objects go to one process-objects run per group (relay/dispatch.py), with the
+    same group size and window in Compose as in the embedded stack's defaults."""
+    relay = container_settings(RELAY)
+    defaults = Settings(_env_file=None)
+    assert (relay.relay_batch_max, relay.relay_batch_window_seconds) == (
+        defaults.relay_batch_max, defaults.relay_batch_window_seconds) == (16, 0.5)

@@ -756,3 +756,11 @@ def test_contracts_with_a_powerbi_table_have_a_destination_in_every_secret_templ
                 f"IVI_POWERBI_{name.upper()}_PUSH_URL" in keys
                 or f"IVI_POWERBI_{name.upper()}_DATASET_ID" in config
             ), f"{template.parent.name}: no Power BI destination for {name} (the setup Job would fail)"
+
+
+def test_the_relay_groups_a_burst_as_the_embedded_stack_does() -> None:
+    """Same group size and window as Compose and the embedded stack (relay/dispatch.py)."""
+    config = read_env_file(K8S / "base" / "config.env")
+    defaults = Settings(_env_file=None)
+    assert (int(config["IVI_RELAY_BATCH_MAX"]), float(config["IVI_RELAY_BATCH_WINDOW_SECONDS"])) == (
+        defaults.relay_batch_max, defaults.relay_batch_window_seconds)

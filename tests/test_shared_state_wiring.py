@@ -14,6 +14,7 @@ No server is needed: `Block.save` and `MinIOCredentials.load` are replaced by fa
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -33,6 +34,7 @@ from blocks.pipeline import PIPELINE_BLOCK, PipelineBuckets
 from flows.backfill import backfill
 from flows.export_powerbi import push_batch
 from flows.process_object import process_object
+from flows.process_objects import process_objects
 from flows.version_lock import version_lock
 from objectstore.store import ObjectVersion
 from ivi.settings import Settings
@@ -51,7 +53,8 @@ def store_settings() -> Settings:
 def test_both_flows_persist_their_results_in_the_shared_block() -> None:
     assert RESULT_STORAGE == f"s3-bucket/{RESULTS_BLOCK}"
     assert process_object.result_storage == RESULT_STORAGE
-    assert backfill.result_storage == RESULT_STORAGE
+    assert process_objects.result_storage == RESULT_STORAGE  # a burst's group; its subflows get
+    assert backfill.result_storage == RESULT_STORAGE  # block RESULTS_BLOCK loaded once (below)
     # The Power BI batch cache is a persisted task result: it must inherit the flow's storage,
     # not name a storage (a local one would be one worker's disk) of its own.
     assert push_batch.persist_result is True
@@ -143,3 +146,33 @@ def test_every_topology_gives_prefect_clients_the_one_certificate_ca_file_only_f
     ssl.create_default_context(cafile=setting["PREFECT_API_SSL_CERT_FILE"])  # a usable CA file
     assert ca_file_setting("https://prefect.example/api", tmp_path / "other.pem") == {}
     assert not (tmp_path / "other.pem").exists()
+
+
+def test_a_groups_subflows_persist_their_results_in_the_shared_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    """process_objects hands its subflows the results block it loaded once, by its name."""
+    import flows.process_objects as group_flow
+
+    shared = S3Bucket(bucket_name="shared-processed", bucket_folder=RESULTS_FOLDER)
+    loaded: list[tuple[type, str]] = []
+    used: list[Any] = []
+
+    def load_block(block_class: type, name: str) -> Any:
+        loaded.append((block_class, name))
+        return shared
+
+    class Subflow:
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            from prefect.states import Completed
+
+            return Completed()
+
+    def with_options(**options: Any) -> Subflow:
+        used.append(options.get("result_storage"))
+        return Subflow()
+
+    monkeypatch.setattr(group_flow, "load_block", load_block)
+    monkeypatch.setattr(group_flow, "get_run_logger", lambda: logging.getLogger("test"))
+    monkeypatch.setattr(group_flow.process_object, "with_options", with_options)
+    state = group_flow.process_objects.fn([group_flow.ObjectRef(bucket="shared-raw", key="a.csv")])
+    assert state.is_completed()
+    assert loaded == [(S3Bucket, RESULTS_BLOCK)] and used == [shared]
