@@ -17,9 +17,8 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 from prefect.states import Completed, Failed, State
-from pydantic import BaseModel
-
 from prefect_aws import S3Bucket
+from pydantic import BaseModel
 
 from blocks.loaded_once import blocks_loaded_once, load_block
 from blocks.objectstore import RESULT_STORAGE, RESULTS_BLOCK

