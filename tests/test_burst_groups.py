@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from ivi.settings import Settings
-from tests.fault_support import poll
+from tests.fault_support import create_run, poll, upload_trigger_disabled, wait_for_final_state
 from tests.pipeline_support import FINAL_STATES, flow_runs_for_key, upload, wait_for_report
 from tests.stack_support import prefect_request, relay_objects_grouping
 
@@ -72,3 +72,24 @@ def test_a_burst_runs_in_groups_and_each_object_once_in_its_own_subflow(stack: S
         assert final["state_type"] == "COMPLETED", final["state"]
         assert final["state"]["message"] == f"{len(run['parameters']['objects'])} object(s) processed"
     assert relay_objects_grouping(stack) == 0
+
+
+def test_one_object_of_a_group_that_fails_does_not_stop_the_others(stack: Settings) -> None:
+    """A rejected file's run ends Failed (as it does alone); the group's next object is still
+    processed, and the group's run fails naming the one that did not complete."""
+    prefix = f"vendas/group-{uuid.uuid4().hex[:8]}"
+    files = {f"{prefix}/not-a-table.csv": b"\x89PNG\r\n\x1a\n" + bytes(range(256)),
+             f"{prefix}/fine.csv": VENDAS.format(n=1).encode()}
+    with upload_trigger_disabled(stack):  # only the group made here processes them
+        etags = {key: upload(stack, key, data) for key, data in files.items()}
+    group = create_run(stack, "process_objects/process-objects",
+                       {"objects": [{"bucket": stack.raw_bucket, "key": key, "etag": etags[key]} for key in files]})
+    final = wait_for_final_state(stack, group, timeout=180)
+    assert final["state_type"] == "FAILED", final["state"]
+    assert final["state"]["message"] == (f"1 of 2 object(s) did not complete: "
+                                         f"s3://{stack.raw_bucket}/{prefix}/not-a-table.csv (FAILED)")
+    reports = {key: wait_for_report(stack, key, etag, timeout=60) for key, etag in etags.items()}
+    assert [reports[key]["status"] for key in files] == ["rejected", "processed"]
+    for key, report in reports.items():
+        [run] = [r for r in flow_runs_for_key(stack, key) if r["id"] == report["flow_run_id"]]
+        assert parent_flow_run_id(stack, run) == group, key
