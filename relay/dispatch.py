@@ -74,8 +74,9 @@ def ready_event(objects: list[CreatedObject]) -> dict[str, Any]:
 
 
 class BurstGrouper:
-    """Routes each new object (`route`), and holds a burst's objects until their group is full
-    or its window has passed (`add`), then posts the group's `ivi.objects.ready` event.
+    """Routes each new object (`route`), and holds a burst's objects (`accepted`) until their
+    group is full or its window has passed, then posts the group's `ivi.objects.ready` event
+    and tells `on_group_done(size, posted)` (the relay's counters).
 
     `max_objects` 1 turns grouping off: every object is routed `run`.
     """
@@ -101,8 +102,6 @@ class BurstGrouper:
         self._timer: asyncio.Task[None] | None = None
         self._sending: set[asyncio.Task[None]] = set()
         self._seen: OrderedDict[uuid.UUID, Route] = OrderedDict()
-        self.groups_posted = 0
-        self.groups_lost = 0
         self.waiting = 0  # accepted `batch` objects not yet posted in a group nor given up
 
     def route(self, obj: CreatedObject) -> Route:
@@ -160,10 +159,7 @@ class BurstGrouper:
             posted = await self._post_until_taken(group)
         finally:
             self.waiting -= len(group)
-            if posted:
-                self.groups_posted += 1
-            else:
-                self.groups_lost += 1
+            if not posted:
                 log.error("a group of %d object(s) was not posted; the reconcile will process them: %s",
                           len(group), ", ".join(f"{obj.bucket}/{obj.key}" for obj in group[:10]))
             self._on_group_done(len(group), posted)

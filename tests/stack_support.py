@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from ivi.settings import GRPC_PORT_OFFSET, Settings
@@ -118,9 +119,9 @@ def relay_objects_grouping(settings: Settings) -> float:
         timeout=10,
     )
     response.raise_for_status()
-    for line in response.text.splitlines():
-        if line.startswith("ivi_relay_objects_grouping "):
-            return float(line.split()[1])
+    for family in text_string_to_metric_families(response.text):
+        if family.name == "ivi_relay_objects_grouping":
+            return float(family.samples[0].value)
     raise AssertionError("the relay's /metrics has no ivi_relay_objects_grouping")
 
 

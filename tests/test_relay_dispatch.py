@@ -53,6 +53,20 @@ class Posts:
         return [[ref["key"] for ref in event["payload"]["objects"]] for event in self.events]
 
 
+class Outcomes:
+    """What the grouper told its `on_group_done` (the relay's counters): groups posted, lost."""
+
+    def __init__(self) -> None:
+        self.posted = 0
+        self.lost = 0
+
+    def __call__(self, size: int, posted: bool) -> None:
+        if posted:
+            self.posted += 1
+        else:
+            self.lost += 1
+
+
 def accept(grouper: BurstGrouper, obj: CreatedObject) -> str:
     route = grouper.route(obj)
     grouper.accepted(obj, route)
@@ -97,15 +111,15 @@ def test_deliveries_that_arrive_together_are_grouped_before_any_is_acknowledged(
 
 def test_a_full_group_is_posted_at_once_and_the_rest_after_the_window() -> None:
     async def scenario() -> None:
-        posts = Posts()
-        grouper = BurstGrouper(posts, max_objects=3, window_seconds=0.2)
+        posts, outcomes = Posts(), Outcomes()
+        grouper = BurstGrouper(posts, max_objects=3, window_seconds=0.2, on_group_done=outcomes)
         routes = [accept(grouper, created(str(i))) for i in range(6)]
         assert routes == ["run"] + ["batch"] * 5
         await posts.wait_for_calls(1)  # the first three of the burst: full, posted without waiting
         assert posts.keys() == [["vendas/1.csv", "vendas/2.csv", "vendas/3.csv"]]
         await posts.wait_for_calls(2)  # the last two, once the window has passed
         assert posts.keys()[1] == ["vendas/4.csv", "vendas/5.csv"]
-        assert grouper.groups_posted == 2 and grouper.groups_lost == 0 and grouper.waiting == 0
+        assert outcomes.posted == 2 and outcomes.lost == 0 and grouper.waiting == 0
 
     asyncio.run(scenario())
 
@@ -145,26 +159,32 @@ def test_an_object_prefect_did_not_take_is_never_grouped() -> None:
 def test_a_group_prefect_could_not_take_is_posted_again_and_a_refused_one_is_not() -> None:
     async def scenario() -> None:
         unavailable = Posts([ConnectionError("down"), ConnectionError("down"), True])
-        grouper = BurstGrouper(unavailable, max_objects=2, window_seconds=0.5, retry_delays=(0.0, 0.0))
+        outcomes = Outcomes()
+        grouper = BurstGrouper(unavailable, max_objects=2, window_seconds=0.5, retry_delays=(0.0, 0.0),
+                               on_group_done=outcomes)
         for name in "abc":
             accept(grouper, created(name))
         await unavailable.wait_for_calls(3)
         await grouper.close()
-        assert unavailable.keys() == [["vendas/b.csv", "vendas/c.csv"]] and grouper.groups_posted == 1
+        assert unavailable.keys() == [["vendas/b.csv", "vendas/c.csv"]] and outcomes.posted == 1
 
         refused = Posts([False])
-        grouper = BurstGrouper(refused, max_objects=2, window_seconds=0.5, retry_delays=(0.0, 0.0))
+        outcomes = Outcomes()
+        grouper = BurstGrouper(refused, max_objects=2, window_seconds=0.5, retry_delays=(0.0, 0.0),
+                               on_group_done=outcomes)
         for name in "abc":
             accept(grouper, created(name))
         await grouper.close()
-        assert refused.calls == 1 and grouper.groups_lost == 1
+        assert refused.calls == 1 and outcomes.lost == 1
 
         gone = Posts([ConnectionError("down")] * 3)
-        grouper = BurstGrouper(gone, max_objects=2, window_seconds=0.5, retry_delays=(0.0, 0.0))
+        outcomes = Outcomes()
+        grouper = BurstGrouper(gone, max_objects=2, window_seconds=0.5, retry_delays=(0.0, 0.0),
+                               on_group_done=outcomes)
         for name in "abc":
             accept(grouper, created(name))
         await grouper.close()
-        assert gone.calls == 3 and grouper.groups_lost == 1  # then left to the reconcile
+        assert gone.calls == 3 and outcomes.lost == 1  # then left to the reconcile
         assert grouper.waiting == 0
 
     asyncio.run(scenario())
