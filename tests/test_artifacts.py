@@ -30,6 +30,7 @@ from processing.run import process_file
 from tests.pipeline_support import (
     artifacts_with_key,
     read_object,
+    runs_that_processed,
     upload,
     wait_for_report,
     wait_for_runs_to_finish,
@@ -237,7 +238,7 @@ def test_an_uploaded_clientes_file_leaves_no_pii_value_in_artifacts_report_or_lo
     etag = upload(stack, key, data)
     report = wait_for_report(stack, key, etag)
     assert (report["exported_rows"], report["quarantined_rows"]) == (1, 2)
-    [run] = wait_for_runs_to_finish(stack, key)
+    [run] = runs_that_processed(wait_for_runs_to_finish(stack, key))  # a reconcile tick may add a no-op run
     quarantined = read_object(stack, stack.quarantine_bucket, OutputKeys.for_key(key).rejected)
     assert all(value.encode() in quarantined for value in personal)
     sample = artifacts_with_key(stack, artifact_key("rejected", key))

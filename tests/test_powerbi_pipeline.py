@@ -118,7 +118,7 @@ def test_an_uploaded_files_rows_reach_the_standin_exactly_once(stack: Settings) 
     }
     # the push key is in no report, artifact or log
     push_key = standin_push_key("vendas", stack)
-    [run] = wait_for_runs_to_finish(stack, key)
+    [run] = runs_that_processed(wait_for_runs_to_finish(stack, key))  # a reconcile tick may add a no-op run
     artifacts = json.dumps(artifacts_with_key(stack, artifact_key("report", key)))
     for text in (json.dumps(report), artifacts, _flow_run_logs(stack, run["id"])):
         assert push_key not in text
