@@ -36,6 +36,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect.transactions import CommitMode, transaction
 
 from flows.retries import retry_when
+from objectstore.output_names import fitted
 from blocks.loaded_once import load_block
 from blocks.powerbi import PowerBIPushDataset, PowerBIStreamingDataset, block_name
 from powerbi.push import (
@@ -130,6 +131,11 @@ def clean_frames(clean_csv: Path, contract: Contract, present: list[str]) -> Any
     return pl.scan_csv(clean_csv, schema=schema).collect_batches(chunk_size=READ_ROWS)
 
 
+# What the batch cache key adds around the version: `_ivi/results/powerbi-batch/<16>/`, then
+# `/<batch number>/<64-hex digest>`, with room to spare for a longer results folder.
+CACHE_KEY_ROOM_BYTES = 200
+
+
 def _batch_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     """(destination, object version, batch number, content): a batch accepted by one dataset
     is not taken as accepted by another when the contract's block is pointed elsewhere (the
@@ -137,7 +143,8 @@ def _batch_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str
     batch: Batch = parameters["batch"]
     destination: Destination = parameters["destination"]
     where = hashlib.sha256(destination.describe().encode()).hexdigest()[:16]
-    return f"powerbi-batch/{where}/{parameters['version']}/{batch.number}/{batch.digest}"
+    version = fitted(parameters["version"], room_bytes=CACHE_KEY_ROOM_BYTES)
+    return f"powerbi-batch/{where}/{version}/{batch.number}/{batch.digest}"
 
 
 # What a later attempt can get past: Power BI unavailable, or the Prefect server too busy to

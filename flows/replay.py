@@ -34,6 +34,7 @@ from minio.error import S3Error
 
 from blocks.settings import SetupSettings
 from objectstore import store
+from objectstore.output_names import fits, shortened
 from processing.contract import Contract, contract_for_key
 from processing.errors import FileRejected
 from processing.replay import ReplayError, build_replay
@@ -74,9 +75,13 @@ class Replay:
 
 
 def replay_key(key: str, now: datetime) -> str:
-    """`vendas/nov.csv` -> `vendas/nov.replay-<UTC time>.csv`; a replay's replay keeps one suffix."""
+    """`vendas/nov.csv` -> `vendas/nov.replay-<UTC time>.csv`; a replay's replay keeps one suffix.
+    A name too long for the store is shortened in its last segment (output_names.shortened)."""
     base = _REPLAY_SUFFIX.sub("", _CSV_EXTENSION.sub("", key))
-    return f"{base}.replay-{now.astimezone(UTC):%Y%m%dT%H%M%SZ}.csv"
+    suffix = f".replay-{now.astimezone(UTC):%Y%m%dT%H%M%SZ}.csv"
+    if not fits(base, prefix_bytes=0, suffix_bytes=len(suffix)):
+        base = shortened(base, key, prefix_bytes=0, suffix_bytes=len(suffix))
+    return base + suffix
 
 
 def replay(

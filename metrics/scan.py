@@ -26,7 +26,7 @@ from email.utils import parsedate_to_datetime
 from minio import Minio
 
 from metrics.figures import PipelineMetrics
-from objectstore.store import REPORTS_PREFIX
+from objectstore.output_names import REPORTS_PREFIX
 
 log = logging.getLogger("ivi.metrics")
 

@@ -16,8 +16,8 @@ from minio import Minio
 from minio.commonconfig import REPLACE, CopySource
 from minio.error import S3Error
 
-REPORTS_PREFIX = "_reports/"
-REJECTED_FILES_PREFIX = "_rejected_files/"  # in the quarantine bucket
+from objectstore.output_names import REPORTS_PREFIX, output_name, rejected_file_name
+
 # What S3 servers answer for a key that holds no object (MinIO says NoSuchKey, SeaweedFS
 # NoSuchKey or NoSuchObject, depending on the call).
 NO_OBJECT = frozenset({"NoSuchKey", "NoSuchObject"})
@@ -43,25 +43,9 @@ class ObjectVersion:
     size: int
 
 
-def output_base(key: str) -> str:
-    """The name every output of raw `key` starts with: one per key, never shared.
-
-    `vendas/nov.csv` -> `vendas/nov`, so outputs keep the names people expect
-    (`vendas/nov.csv`, `vendas/nov.json`, `vendas/nov.rejected.csv`). Any other key keeps its
-    whole name and gets a `~` mark at the end (`a.CSV` -> `a.CSV~`, `a.csv.gz` -> `a.csv.gz~`).
-    For that mark to be unambiguous a `~` of the key is written twice, and a leading `_` as
-    `~_` (so that no output can start with `_`, where `_reports/` and the pipeline's own
-    state live). The mapping can be read back, hence two keys that differ in any character
-    (case, extension) never share an output, a report or a lock.
-    """
-    stripped = key[:-4] if key.endswith(".csv") else key
-    escaped = ("~" if stripped.startswith("_") else "") + stripped.replace("~", "~~")
-    return escaped if key.endswith(".csv") else f"{escaped}~"
-
-
 @dataclass(frozen=True)
 class OutputKeys:
-    """Where the outputs of `raw/<key>` go: named after `output_base(key)`, in other buckets."""
+    """Where the outputs of `raw/<key>` go, in other buckets (objectstore/output_names.py)."""
 
     key: str
 
@@ -70,30 +54,25 @@ class OutputKeys:
         return cls(key=key)
 
     @property
-    def base(self) -> str:
-        return output_base(self.key)
-
-    @property
     def csv(self) -> str:
-        return f"{self.base}.csv"
+        return output_name(self.key, ".csv")
 
     @property
     def json(self) -> str:
-        return f"{self.base}.json"
+        return output_name(self.key, ".json")
 
     @property
     def rejected(self) -> str:
-        return f"{self.base}.rejected.csv"
+        return output_name(self.key, ".rejected.csv")
 
     @property
     def original(self) -> str:
-        """A file rejected as a whole, copied byte for byte: under `_rejected_files/`, which no
-        `rejected` name can start with."""
-        return f"{REJECTED_FILES_PREFIX}{self.key}"
+        """A file rejected as a whole, copied byte for byte (output_names.rejected_file_name)."""
+        return rejected_file_name(self.key)
 
     @property
     def report(self) -> str:
-        return f"{REPORTS_PREFIX}{self.base}.json"
+        return output_name(self.key, ".json", REPORTS_PREFIX)
 
 
 def stat_object(client: Minio, bucket: str, key: str) -> ObjectVersion:

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any, Self
 
 from blocks.powerbi_setup import standin_dataset_id
-from objectstore.store import REPORTS_PREFIX, OutputKeys, read_report
+from objectstore.output_names import REPORTS_PREFIX
+from objectstore.store import OutputKeys, read_report
 from ivi.settings import Settings
 from tests.messy_support import load_generator
 from tests.pipeline_support import FINAL_STATES, runs_that_processed, s3, upload

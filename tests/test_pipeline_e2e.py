@@ -219,3 +219,39 @@ def test_a_file_name_as_long_as_a_file_system_allows_is_processed(stack: Setting
     etag = upload(stack, key, VENDAS.encode("utf-8"))
     report = wait_for_report(stack, key, etag)
     assert report["status"] == "processed" and report["exported_rows"] == 1
+
+
+def test_a_key_as_long_as_the_store_takes_is_processed_and_the_reconcile_converges(stack: Settings) -> None:
+    """Output names are longer than their raw key (`.rejected.csv`, `_reports/`,
+    `_rejected_files/`): for a key whose last segment has the store's 255 bytes, or whose whole
+    has its 1024, they are shortened, and the run writes every output instead of failing on
+    KeyTooLongError at every attempt (and at every reconcile after)."""
+    from tests.fault_support import wait_for_final_state
+    from tests.pipeline_support import flow_runs_for_key
+
+    prefix = f"vendas/long-{time.time_ns()}/"
+    last_segment = prefix + "n" * (255 - len(".csv")) + ".csv"
+    whole = prefix + "/".join(["w" * 250] * 3) + "/"
+    whole += "z" * (1024 - len(whole.encode()) - len(".csv")) + ".csv"
+    assert (len(last_segment.rsplit("/", 1)[1].encode()), len(whole.encode())) == (255, 1024)
+    files = {last_segment: VENDAS.encode("utf-8"), whole: b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"}
+    etags = {key: upload(stack, key, data) for key, data in files.items()}
+
+    processed = wait_for_report(stack, last_segment, etags[last_segment])
+    assert (processed["status"], processed["exported_rows"], processed["quarantined_rows"]) == ("processed", 1, 1)
+    assert processed["powerbi_rows"] == 1  # its batch's cache key (the version in it) is fitted too
+    names = OutputKeys.for_key(last_segment)
+    assert names.csv == last_segment  # it fits: the name people expect
+    assert b"XX" in read_object(stack, stack.quarantine_bucket, names.rejected)  # shortened, found
+    assert len(read_object(stack, stack.processed_bucket, names.json)) > 0
+
+    rejected = wait_for_report(stack, whole, etags[whole])
+    assert rejected["status"] == "rejected" and rejected["reason"].startswith("not a text file")
+    assert read_object(stack, stack.quarantine_bucket, OutputKeys.for_key(whole).original) == files[whole]
+
+    for key in files:
+        assert all(run["state_type"] in ("COMPLETED", "FAILED") for run in wait_for_runs_to_finish(stack, key))
+    runs_before = {key: len(flow_runs_for_key(stack, key)) for key in files}
+    backfill = run_deployment_now(stack, "backfill/backfill", {"bucket": stack.raw_bucket, "prefix": prefix})
+    assert wait_for_final_state(stack, backfill)["state_type"] == "COMPLETED"
+    assert {key: len(flow_runs_for_key(stack, key)) for key in files} == runs_before  # both found done

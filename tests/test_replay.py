@@ -14,6 +14,7 @@ import pytest
 
 from ivi.cli import main
 from flows.replay import ReplayRefused, replay, replay_key
+from objectstore.output_names import fits
 from objectstore.store import OutputKeys
 from ivi.settings import Settings
 from processing.contract import load_contract
@@ -138,6 +139,18 @@ def test_replay_keys_sit_beside_the_original_and_do_not_pile_up_suffixes() -> No
     assert replay_key("vendas/nov.replay-20261130T120005Z.csv", datetime(2026, 12, 1, tzinfo=UTC)) == (
         "vendas/nov.replay-20261201T000000Z.csv"
     )
+
+
+def test_the_replay_of_a_key_as_long_as_the_store_takes_is_a_key_it_takes_in_the_same_folder() -> None:
+    now = datetime(2026, 11, 30, 12, 0, 5, tzinfo=UTC)
+    for key in (f"vendas/2026/{'n' * 251}.csv", "vendas/" + "/".join(["w" * 250] * 3) + "/" + "z" * 251 + ".csv"):  # 255, 1015 bytes
+        assert fits(key, prefix_bytes=0, suffix_bytes=0)
+        replayed = replay_key(key, now)
+        assert fits(replayed, prefix_bytes=0, suffix_bytes=0), replayed
+        assert replayed.rsplit("/", 1)[0] == key.rsplit("/", 1)[0]  # the same folder
+        assert replayed.endswith(".replay-20261130T120005Z.csv")
+        later = replay_key(replayed, datetime(2026, 12, 1, tzinfo=UTC))  # a replay's replay
+        assert fits(later, prefix_bytes=0, suffix_bytes=0) and later.endswith(".replay-20261201T000000Z.csv")
 
 
 # -- after a contract fix, without the stack ------------------------------------------------
