@@ -13,8 +13,12 @@ lock that needs no extra service:
 - **renew**: the holder rewrites its record with `If-Match` every third of the lease; a 412
   means somebody took the lock over, and the holder learns it has lost it;
 - **release**: the holder writes a `released` record with `If-Match` (a later taker overwrites
-  it). The record is not deleted: a delete is not conditional on every S3 server, and an
-  unconditional one could remove a lock another run took over in between.
+  it). The record is not deleted then: a delete is not conditional on every S3 server (MinIO
+  ignores `If-Match` on DeleteObject), and an unconditional one could remove a lock another
+  run took over in between.
+- **sweep** (`sweep_lock_records`, nightly): a record nobody rewrote for a day is no lock
+  (a holder rewrites its record every third of its lease), so it is deleted, with `If-Match`
+  on the eTag listed where the store honours it (SeaweedFS, S3).
 
 A lease's age is judged on the store's clock only (the record's Last-Modified against the
 `Date` of the answer that read it), so the workers' clocks may disagree.
@@ -248,3 +252,39 @@ class ObjectStoreLease:
                 return None
             raise
         return str(response["ETag"])
+
+
+@dataclass(frozen=True)
+class Swept:
+    deleted: int
+    kept: int  # younger than the cut-off, or rewritten between the listing and the delete
+
+
+def sweep_lock_records(s3: Any, bucket: str, *, older_than_seconds: float) -> Swept:
+    """Delete the lock records nobody has written for `older_than_seconds` (on the store's
+    clock): released, or left by a holder that died. Without it every object version ever
+    processed keeps its record for good. The cut-off must be far longer than any lease: a
+    held lock is rewritten every third of its lease, so it is never that old."""
+    deleted = kept = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=LOCKS_PREFIX):
+        server_now = parsedate_to_datetime(page["ResponseMetadata"]["HTTPHeaders"]["date"])
+        for listed in page.get("Contents", []):
+            if (server_now - listed["LastModified"]).total_seconds() > older_than_seconds and (
+                delete_if_unchanged(s3, bucket, listed["Key"], listed["ETag"])
+            ):
+                deleted += 1
+            else:
+                kept += 1
+    return Swept(deleted, kept)
+
+
+def delete_if_unchanged(s3: Any, bucket: str, key: str, etag: str) -> bool:
+    """Delete `key` if it still has `etag`; False when it was rewritten (a run took the lock
+    since it was listed) or is gone already."""
+    try:
+        s3.delete_object(Bucket=bucket, Key=key, IfMatch=etag)
+    except ClientError as error:
+        if _error_code(error) in _CONFLICT or _error_code(error) in _MISSING:
+            return False
+        raise
+    return True

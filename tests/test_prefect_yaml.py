@@ -347,6 +347,17 @@ def test_the_lake_maintenance_fires_every_night(deployments: list[dict[str, Any]
     assert schedule_gaps(deployments, "maintain-lake") == {MAINTAIN_LAKE_EVERY_SECONDS}
 
 
+def test_the_lock_records_are_swept_every_night_past_any_lease(
+    deployments: list[dict[str, Any]], flows: dict[str, Flow[Any, Any]]
+) -> None:
+    from flows.version_lock import LOCK_LEASE_SECONDS
+
+    assert schedule_gaps(deployments, "sweep-locks") == {24 * 3600.0}
+    [config] = [config for config in deployments if config["name"] == "sweep-locks"]
+    older_than = flows[config["entrypoint"]].validate_parameters(dict(config["parameters"]))["older_than_hours"]
+    assert older_than * 3600 >= 10 * LOCK_LEASE_SECONDS
+
+
 def test_a_broken_schedule_is_refused(tmp_path: Path) -> None:
     def break_the_cron(document: dict[str, Any]) -> None:
         deployment(document, lambda d: d.get("schedules"))["schedules"][0]["cron"] = "*/5 * * 13 *"
