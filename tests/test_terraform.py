@@ -639,5 +639,19 @@ def test_aws_creates_the_lake_bucket_and_lets_the_pipeline_vacuum_it() -> None:
     storage = (TERRAFORM_DIR / "modules/aws/storage.tf").read_text()
     lake_statement = storage.split('sid = "WriteTheLake"', 1)[1].split("}", 1)[0]
     assert '"s3:DeleteObject"' in lake_statement and 'aws_s3_bucket.this["lake"]' in lake_statement
-    outside = storage.split('sid = "WriteTheLake"', 1)[0]
-    assert "s3:DeleteObject" not in outside, "only the lake's files are ever deleted"
+    own_state = storage.split('sid     = "DeleteOwnState"', 1)[1].split("\n  }\n", 1)[0]
+    outside = storage.split('sid = "WriteTheLake"', 1)[0].replace(own_state, "")
+    assert "s3:DeleteObject" not in outside, "outside the lake only the pipeline's own state is deleted"
+
+
+def test_aws_lets_the_pipeline_delete_its_own_state_and_no_output() -> None:
+    """The sweep deletes lock records, the catch-up pushed deferrals: both in the processed
+    bucket, where no output may be deleted (AccessDenied otherwise, on AWS only)."""
+    from flows.powerbi_deferral import DEFERRED_PREFIX
+    from objectstore.lease import LOCKS_PREFIX
+
+    storage = (TERRAFORM_DIR / "modules/aws/storage.tf").read_text()
+    own_state = storage.split('sid     = "DeleteOwnState"', 1)[1].split("\n  }\n", 1)[0]
+    assert '["s3:DeleteObject"]' in own_state
+    resources = set(re.findall(r'"\$\{aws_s3_bucket\.this\["processed"\]\.arn\}/([^"]*)"', own_state))
+    assert resources == {f"{LOCKS_PREFIX}*", f"{DEFERRED_PREFIX}*"}

@@ -113,8 +113,8 @@ resource "aws_s3_bucket_notification" "raw" {
 # --- The pipeline's S3 credentials --------------------------------------------------------
 # The flows talk S3 through the `minio` client with the static keys of the `minio-credentials`
 # block (blocks/register.py), so the pipeline needs an access key rather than a task role.
-# Least privilege: read raw, read and write processed and quarantine, delete nothing there;
-# read, write and delete (vacuum) in lake.
+# Least privilege: read raw, read and write processed and quarantine, delete there only the
+# pipeline's own state (lock records, Power BI deferrals); read, write and delete (vacuum) in lake.
 
 resource "aws_iam_user" "pipeline" {
   name = "${var.name}-pipeline-s3"
@@ -146,6 +146,18 @@ data "aws_iam_policy_document" "pipeline_s3" {
     resources = [
       "${aws_s3_bucket.this["processed"].arn}/*",
       "${aws_s3_bucket.this["quarantine"].arn}/*",
+    ]
+  }
+
+  # The pipeline's own state in the processed bucket, the one place outside the lake where it
+  # deletes: the version-lock records no run wrote for a day (flows/sweep_locks.py) and the
+  # Power BI deferrals once pushed (flows/powerbi_deferral.py). Outputs are never deleted.
+  statement {
+    sid     = "DeleteOwnState"
+    actions = ["s3:DeleteObject"]
+    resources = [
+      "${aws_s3_bucket.this["processed"].arn}/_ivi/locks/*",
+      "${aws_s3_bucket.this["processed"].arn}/_ivi/powerbi-deferred/*",
     ]
   }
 
