@@ -127,3 +127,70 @@ def test_only_the_prefect_server_gets_the_database_password(tmp_path: Path) -> N
                    "/prefect")
     assert not [k for k, v in prefect_stack.env(settings).items() if password in v]
     assert prefect_stack.server_command(settings)[1:4] == ["-m", "prefect", "server"]
+
+
+# What a developer's `make demo` does (not root): initdb and postgres run as the invoking user,
+# with no account to create and no directory to open up. Run here as `nobody`, in a process of
+# its own, through the stack's own start and stop.
+_AS_ANOTHER_USER = """
+import asyncio, os, sys, time
+from pathlib import Path
+import asyncpg, psutil
+from ivi import postgres
+from ivi import stack as ivi_stack
+from ivi.processes import spawn, stop
+from tests.stack_support import isolated_settings
+
+settings = isolated_settings(Path(sys.argv[1]))
+assert postgres.os_user() is None
+postgres.prepare(settings)
+files = ivi_stack.files(settings, postgres.SERVICE)
+server = spawn(files, postgres.command(settings), env=dict(os.environ), cwd=Path("/"))
+try:
+    deadline = time.monotonic() + 60
+    while not postgres.is_ready(settings):  # polled, as the stack waits for it
+        assert server.is_running() and time.monotonic() < deadline, "postgres did not start"
+        time.sleep(0.1)
+    async def who():
+        connection = await asyncpg.connect(host=postgres.LISTEN_IP, port=settings.postgres_port,
+            user=postgres.ROLE, database=postgres.DATABASE,
+            password=settings.postgres_password.get_secret_value(), timeout=10)
+        try:
+            return await connection.fetchval("select current_setting('data_directory')")
+        finally:
+            await connection.close()
+    print("data_directory", asyncio.run(who()))
+    print("server uids", sorted({p.uids().real for p in [server, *server.children()]}))
+finally:
+    print("stopped", stop([files], timeout=30, leader_signals={postgres.SERVICE: postgres.STOP_SIGNAL}))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="not root: every stack test already runs PostgreSQL as the invoking user")
+def test_postgresql_runs_as_an_invoking_user_that_is_not_root() -> None:
+    import pwd
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    nobody = pwd.getpwnam("nobody")
+    # as the root path does for its own user: the traverse bit where a parent lacks it, so
+    # that `nobody` reaches the project's code and its .venv (a clone under a 0700 folder)
+    postgres._let_reach(ivi_stack.PROJECT_DIR, (nobody.pw_uid, nobody.pw_gid))  # noqa: SLF001
+    data = Path(tempfile.mkdtemp(prefix="ivi-nonroot-", dir="/tmp"))
+    os.chown(data, nobody.pw_uid, nobody.pw_gid)
+    try:
+        result = subprocess.run(
+            ["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups",
+             sys.executable, "-c", _AS_ANOTHER_USER, str(data)],
+            cwd=ivi_stack.PROJECT_DIR, capture_output=True, text=True, timeout=180,
+            env={**os.environ, "PYTHONPATH": str(ivi_stack.PROJECT_DIR), "HOME": str(data)},
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert f"data_directory {postgres.data_dir(isolated_settings(data))}" in result.stdout
+        assert f"server uids [{nobody.pw_uid}]" in result.stdout
+        assert "stopped ['postgres']" in result.stdout, result.stdout
+        assert (data / "postgres").stat().st_uid == nobody.pw_uid
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
