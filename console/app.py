@@ -25,7 +25,6 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
-from minio import Minio
 from minio.error import S3Error
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile

@@ -13,7 +13,9 @@ import unicodedata
 from dataclasses import dataclass
 
 GZIP_MAGIC = b"\x1f\x8b"
-MAX_NAME_CHARS = 180
+# The store refuses a key segment over 255 bytes (KeyTooLongError): a name in a script of three
+# bytes a letter reaches that at 85 letters, so the cut is in bytes, not characters.
+MAX_NAME_BYTES = 180
 _ACCEPTED = re.compile(r"\.csv(\.gz)?$", re.IGNORECASE)
 # Kept as they are: letters and digits of any script, and a few harmless marks.
 _KEPT_PUNCTUATION = frozenset(" -_.()+,")
@@ -39,8 +41,8 @@ def human_size(size: int) -> str:
 def sanitise_name(name: str) -> str:
     """The file's own name, safe as the last part of a key: no folder (`../`, `\\`), no
     control or format characters, nothing outside letters, digits and ` -_.()+,`
-    (replaced by `_`), no leading dot or `_`, at most MAX_NAME_CHARS characters with its
-    extension kept. Empty when nothing usable is left."""
+    (replaced by `_`), no leading dot or `_`, at most MAX_NAME_BYTES bytes of UTF-8 (whole
+    characters) with its extension kept. Empty when nothing usable is left."""
     base = re.split(r"[/\\]", unicodedata.normalize("NFC", name))[-1]
     kept = "".join(
         ch if ch.isalnum() or ch in _KEPT_PUNCTUATION else "_"
@@ -48,10 +50,11 @@ def sanitise_name(name: str) -> str:
         if unicodedata.category(ch)[0] != "C"
     )
     kept = re.sub(r"\s+", " ", kept).strip(" ._")
-    if len(kept) > MAX_NAME_CHARS:
+    if len(kept.encode("utf-8")) > MAX_NAME_BYTES:
         match = _ACCEPTED.search(kept)
         extension = match.group(0) if match else ""
-        kept = kept[: MAX_NAME_CHARS - len(extension)].rstrip(" ._") + extension
+        stem = kept[: len(kept) - len(extension)].encode("utf-8")[: MAX_NAME_BYTES - len(extension)]
+        kept = stem.decode("utf-8", "ignore").rstrip(" ._") + extension  # a letter cut in two is dropped
     return kept
 
 

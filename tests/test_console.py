@@ -46,7 +46,17 @@ def test_names_are_sanitised(given: str, expected: str) -> None:
 
 def test_a_long_name_is_cut_keeping_its_extension() -> None:
     name = uploads.sanitise_name("a" * 500 + ".csv.gz")
-    assert len(name) == uploads.MAX_NAME_CHARS and name.endswith(".csv.gz")
+    assert len(name) == uploads.MAX_NAME_BYTES and name.endswith(".csv.gz")
+
+
+@pytest.mark.parametrize("letter", ["é", "東", "𝔸"])  # two, three and four bytes of UTF-8
+def test_a_long_name_in_any_script_is_cut_to_a_key_the_store_takes(letter: str) -> None:
+    from objectstore.output_names import fits
+
+    name = uploads.sanitise_name(letter * 200 + ".csv")
+    assert name.endswith(".csv") and set(name.removesuffix(".csv")) == {letter}
+    assert uploads.MAX_NAME_BYTES - len(letter.encode()) < len(name.encode()) <= uploads.MAX_NAME_BYTES
+    assert fits(uploads.upload_key("vendas", letter * 200 + ".csv"), prefix_bytes=0, suffix_bytes=0)
 
 
 def test_keys_are_under_the_contract_and_end_in_csv() -> None:
