@@ -135,7 +135,7 @@ def test_only_the_prefect_server_gets_the_database_password(tmp_path: Path) -> N
 _AS_ANOTHER_USER = """
 import asyncio, os, sys, time
 from pathlib import Path
-import asyncpg, psutil
+import asyncpg
 from ivi import postgres
 from ivi import stack as ivi_stack
 from ivi.processes import spawn, stop
