@@ -100,9 +100,13 @@ class BurstGrouper:
         self._last_new: float | None = None
         self._group: list[CreatedObject] = []
         self._timer: asyncio.Task[None] | None = None
-        self._sending: set[asyncio.Task[None]] = set()
+        self._sending: dict[asyncio.Task[None], int] = {}  # a group's post in flight: its size
         self._seen: OrderedDict[uuid.UUID, Route] = OrderedDict()
-        self.waiting = 0  # accepted `batch` objects not yet posted in a group nor given up
+
+    @property
+    def waiting(self) -> int:
+        """Accepted `batch` objects not yet posted in a group nor given up (the relay's gauge)."""
+        return len(self._group) + sum(self._sending.values())
 
     def route(self, obj: CreatedObject) -> Route:
         """`run` for an object that came alone, `batch` for one of a burst; an object seen
@@ -131,7 +135,6 @@ class BurstGrouper:
         if len(self._seen) > REMEMBERED_OBJECTS:
             self._seen.popitem(last=False)
         if route == "batch":
-            self.waiting += 1
             self._group.append(obj)
             if len(self._group) >= self._max:
                 self._send_group()
@@ -150,15 +153,15 @@ class BurstGrouper:
         group, self._group = self._group, []
         if group:
             task = asyncio.get_running_loop().create_task(self._post_with_retries(group))
-            self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
+            self._sending[task] = len(group)
+            task.add_done_callback(lambda done: self._sending.pop(done, None))  # cancelled before it ran
 
     async def _post_with_retries(self, group: list[CreatedObject]) -> None:
         posted = False
         try:
             posted = await self._post_until_taken(group)
         finally:
-            self.waiting -= len(group)
+            self._sending.pop(asyncio.current_task(), None)  # no longer waiting, before it is told
             if not posted:
                 log.error("a group of %d object(s) was not posted; the reconcile will process them: %s",
                           len(group), ", ".join(f"{obj.bucket}/{obj.key}" for obj in group[:10]))

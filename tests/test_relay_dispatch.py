@@ -156,33 +156,31 @@ def test_an_object_prefect_did_not_take_is_never_grouped() -> None:
     asyncio.run(scenario())
 
 
+def _burst_of_three(posts: Posts) -> tuple[BurstGrouper, Outcomes]:
+    """Objects a, b, c in one burst, in groups of two, retried at once."""
+    outcomes = Outcomes()
+    grouper = BurstGrouper(posts, max_objects=2, window_seconds=0.5, retry_delays=(0.0, 0.0),
+                           on_group_done=outcomes)
+    for name in "abc":
+        accept(grouper, created(name))
+    return grouper, outcomes
+
+
 def test_a_group_prefect_could_not_take_is_posted_again_and_a_refused_one_is_not() -> None:
     async def scenario() -> None:
         unavailable = Posts([ConnectionError("down"), ConnectionError("down"), True])
-        outcomes = Outcomes()
-        grouper = BurstGrouper(unavailable, max_objects=2, window_seconds=0.5, retry_delays=(0.0, 0.0),
-                               on_group_done=outcomes)
-        for name in "abc":
-            accept(grouper, created(name))
+        grouper, outcomes = _burst_of_three(unavailable)
         await unavailable.wait_for_calls(3)
         await grouper.close()
         assert unavailable.keys() == [["vendas/b.csv", "vendas/c.csv"]] and outcomes.posted == 1
 
         refused = Posts([False])
-        outcomes = Outcomes()
-        grouper = BurstGrouper(refused, max_objects=2, window_seconds=0.5, retry_delays=(0.0, 0.0),
-                               on_group_done=outcomes)
-        for name in "abc":
-            accept(grouper, created(name))
+        grouper, outcomes = _burst_of_three(refused)
         await grouper.close()
         assert refused.calls == 1 and outcomes.lost == 1
 
         gone = Posts([ConnectionError("down")] * 3)
-        outcomes = Outcomes()
-        grouper = BurstGrouper(gone, max_objects=2, window_seconds=0.5, retry_delays=(0.0, 0.0),
-                               on_group_done=outcomes)
-        for name in "abc":
-            accept(grouper, created(name))
+        grouper, outcomes = _burst_of_three(gone)
         await grouper.close()
         assert gone.calls == 3 and outcomes.lost == 1  # then left to the reconcile
         assert grouper.waiting == 0
