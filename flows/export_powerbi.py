@@ -36,7 +36,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect.transactions import CommitMode, transaction
 
 from flows.retries import retry_when
-from objectstore.output_names import fitted
+from objectstore.output_names import fit
 from blocks.loaded_once import load_block
 from blocks.powerbi import PowerBIPushDataset, PowerBIStreamingDataset, block_name
 from powerbi.push import (
@@ -143,7 +143,7 @@ def _batch_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str
     batch: Batch = parameters["batch"]
     destination: Destination = parameters["destination"]
     where = hashlib.sha256(destination.describe().encode()).hexdigest()[:16]
-    version = fitted(parameters["version"], room_bytes=CACHE_KEY_ROOM_BYTES)
+    version = fit(parameters["version"], parameters["version"], prefix_bytes=CACHE_KEY_ROOM_BYTES)
     return f"powerbi-batch/{where}/{version}/{batch.number}/{batch.digest}"
 
 

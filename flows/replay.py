@@ -34,7 +34,7 @@ from minio.error import S3Error
 
 from blocks.settings import SetupSettings
 from objectstore import store
-from objectstore.output_names import fits, shortened
+from objectstore.output_names import fit
 from processing.contract import Contract, contract_for_key
 from processing.errors import FileRejected
 from processing.replay import ReplayError, build_replay
@@ -79,9 +79,7 @@ def replay_key(key: str, now: datetime) -> str:
     A name too long for the store is shortened in its last segment (output_names.shortened)."""
     base = _REPLAY_SUFFIX.sub("", _CSV_EXTENSION.sub("", key))
     suffix = f".replay-{now.astimezone(UTC):%Y%m%dT%H%M%SZ}.csv"
-    if not fits(base, prefix_bytes=0, suffix_bytes=len(suffix)):
-        base = shortened(base, key, prefix_bytes=0, suffix_bytes=len(suffix))
-    return base + suffix
+    return fit(base, key, suffix_bytes=len(suffix)) + suffix
 
 
 def replay(

@@ -52,9 +52,8 @@ def output_base(key: str) -> str:
 def output_name(key: str, suffix: str, prefix: str = "") -> str:
     """`<prefix><output base><suffix>`, or with the base shortened if the store would refuse
     that. Each name is fitted on its own, so every name that fits keeps its readable form."""
-    base = output_base(key)
-    room = {"prefix_bytes": _bytes(prefix), "suffix_bytes": _bytes(suffix)}
-    return f"{prefix}{base if fits(base, **room) else shortened(base, key, **room)}{suffix}"
+    base = fit(output_base(key), key, prefix_bytes=_bytes(prefix), suffix_bytes=_bytes(suffix))
+    return f"{prefix}{base}{suffix}"
 
 
 def rejected_file_name(key: str) -> str:
@@ -67,12 +66,12 @@ def rejected_file_name(key: str) -> str:
         key, key, prefix_bytes=len(SHORTENED_REJECTED_FILES_PREFIX), suffix_bytes=0)
 
 
-def fitted(name: str, *, room_bytes: int) -> str:
-    """`name`, or `name` shortened, so that the store takes it with `room_bytes` of folders and
-    names around it (a cache key built from an object version, say)."""
-    if fits(name, prefix_bytes=room_bytes, suffix_bytes=0):
+def fit(name: str, key: str, *, prefix_bytes: int = 0, suffix_bytes: int = 0) -> str:
+    """`name` if the store takes it with `prefix_bytes` of folders before it and `suffix_bytes`
+    after it, else `name` shortened with a digest of `key` (the raw key it was made from)."""
+    if fits(name, prefix_bytes=prefix_bytes, suffix_bytes=suffix_bytes):
         return name
-    return shortened(name, name, prefix_bytes=room_bytes, suffix_bytes=0)
+    return shortened(name, key, prefix_bytes=prefix_bytes, suffix_bytes=suffix_bytes)
 
 
 def fits(name: str, *, prefix_bytes: int, suffix_bytes: int) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from objectstore.output_names import SHORTENED_MARK, fits, fitted, output_base
+from objectstore.output_names import SHORTENED_MARK, fit, fits, output_base
 from objectstore.store import OutputKeys
 
 
@@ -111,10 +111,11 @@ def test_no_two_keys_share_an_output_and_the_store_takes_every_name(keys: list[s
 
 def test_a_name_built_from_an_object_version_is_fitted_only_when_the_store_would_refuse_it() -> None:
     short = "raw/vendas/nov.csv@0123456789abcdef0123456789abcdef"
-    assert fitted(short, room_bytes=200) == short  # a cache key that fits is the one it always was
+    assert fit(short, short, prefix_bytes=200) == short  # a cache key that fits is the one it always was
     room = 200
     for version in (f"raw/vendas/{'n' * 251}.csv@0123456789abcdef0123456789abcdef",  # a 288-byte segment
                     "raw/" + "/".join(["w" * 250] * 4) + "@0123456789abcdef0123456789abcdef"):
-        name = fitted(version, room_bytes=room)
+        name = fit(version, version, prefix_bytes=room)
         assert _store_takes("p" * (room - 1) + "/" + name), name
-        assert name != fitted(version.replace("@0", "@1"), room_bytes=room)  # another version, another name
+        other = version.replace("@0", "@1")
+        assert name != fit(other, other, prefix_bytes=room)  # another version, another name
