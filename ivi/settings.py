@@ -41,14 +41,18 @@ class Settings(ConsoleSettings, MetricsSettings):
     )
 
     # SeaweedFS' internal servers: every port pinned, because a busy one is silently replaced.
+    # Every default port here, and each gRPC port (+ 10000), is below Linux's ephemeral range
+    # (32768-60999): a port in it may be held for a minute by an outgoing connection that just
+    # closed (TIME_WAIT), and `ivi up` would refuse it (seen: PostgreSQL's old 55432 after a
+    # test run). Hence admin 22646, not SeaweedFS' own 23646 (its gRPC port would be 33646).
     seaweed_master_port: int = 9333
     seaweed_volume_port: int = 9340
     seaweed_filer_port: int = 8888
-    seaweed_admin_port: int = 23646
+    seaweed_admin_port: int = 22646
 
     # The embedded stack's PostgreSQL (the Prefect server's database), on 127.0.0.1 only; its
     # password is set when its data directory is created (`ivi up` generates it into `.env`).
-    postgres_port: int = 55432
+    postgres_port: int = 15432
     postgres_password: SecretStr = SecretStr("")
 
     # The embedded worker polls this often (Prefect's own default is 10 s).

@@ -235,6 +235,22 @@ def test_up_refuses_a_busy_port_with_a_clear_message_and_starts_nothing(tmp_path
     assert list(tmp_path.glob("pids/*.pid")) == []
 
 
+def test_every_default_port_is_below_the_kernels_ephemeral_range(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A default port in the ephemeral range can be held by a closed outgoing connection's
+    TIME_WAIT for a minute, and `ivi up` refuses it: `make demo` right after `make test`
+    failed so on PostgreSQL's old 55432."""
+    for name in [name for name in os.environ if name.startswith("IVI_")]:
+        monkeypatch.delenv(name)
+    defaults = Settings(_env_file=None)  # type: ignore[call-arg]
+    ports = {name: getattr(defaults, name) for name in Settings.model_fields if name.endswith("_port")}
+    ports |= defaults.seaweed_grpc_ports
+    range_file = Path("/proc/sys/net/ipv4/ip_local_port_range")
+    lowest_ephemeral = int(range_file.read_text().split()[0]) if range_file.exists() else 32768
+    assert "postgres_port" in ports and "admin.port.grpc" in ports
+    assert {name: port for name, port in ports.items() if port >= lowest_ephemeral} == {}
+    assert len(set(ports.values())) == len(ports), ports  # and no two services share one
+
+
 def test_up_refuses_to_start_without_secrets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     settings = isolated_settings(tmp_path, webhook_token="", s3_secret_key="")
     assert ivi_stack.up(settings) == 1
