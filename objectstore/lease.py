@@ -44,6 +44,7 @@ from botocore.exceptions import ClientError
 LOCKS_PREFIX = "_ivi/locks/"
 _CONFLICT = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
 _MISSING = {"NoSuchKey", "404"}
+_CHANGED_OR_GONE = _CONFLICT | _MISSING  # a conditional write or delete that did not apply
 
 
 class LockTimeout(TimeoutError):
@@ -248,7 +249,7 @@ class ObjectStoreLease:
                 ContentType="application/json", **conditions,
             )
         except ClientError as error:
-            if _error_code(error) in _CONFLICT or _error_code(error) in _MISSING:
+            if _error_code(error) in _CHANGED_OR_GONE:
                 return None
             raise
         return str(response["ETag"])
@@ -284,7 +285,7 @@ def delete_if_unchanged(s3: Any, bucket: str, key: str, etag: str) -> bool:
     try:
         s3.delete_object(Bucket=bucket, Key=key, IfMatch=etag)
     except ClientError as error:
-        if _error_code(error) in _CONFLICT or _error_code(error) in _MISSING:
+        if _error_code(error) in _CHANGED_OR_GONE:
             return False
         raise
     return True

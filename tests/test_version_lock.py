@@ -11,12 +11,14 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
-from botocore.exceptions import ClientError, EndpointConnectionError
+from botocore.exceptions import EndpointConnectionError
 
 from flows.version_lock import _retry_when_store_unreachable
 from ivi.settings import Settings
 from objectstore.lease import LeaseLost, LockTimeout, ObjectStoreLease, lock_object_key
+from objectstore.store import read_object
 from tests.fault_support import poll
+from tests.pipeline_support import s3
 from tests.stack_support import free_ports
 
 pytestmark = pytest.mark.services
@@ -152,23 +154,17 @@ def test_an_unreachable_store_raises_and_the_lock_task_retries_it(stack: Setting
 @pytest.fixture
 def lock_bucket(stack: Settings, request: pytest.FixtureRequest) -> Iterator[str]:
     """A bucket of the test's own: a sweep sees only the records the test made."""
-    s3 = _s3(stack)
+    client = _s3(stack)
     name = f"locks-{time.time_ns()}"
-    s3.create_bucket(Bucket=name)
+    client.create_bucket(Bucket=name)
     yield name
-    for listed in s3.list_objects_v2(Bucket=name).get("Contents", []):
-        s3.delete_object(Bucket=name, Key=listed["Key"])
-    s3.delete_bucket(Bucket=name)
+    for listed in client.list_objects_v2(Bucket=name).get("Contents", []):
+        client.delete_object(Bucket=name, Key=listed["Key"])
+    client.delete_bucket(Bucket=name)
 
 
 def _record_exists(stack: Settings, bucket: str, resource: str) -> bool:
-    try:
-        _s3(stack).head_object(Bucket=bucket, Key=lock_object_key(resource))
-    except ClientError as error:
-        if error.response["ResponseMetadata"]["HTTPStatusCode"] == 404:
-            return False
-        raise
-    return True
+    return read_object(s3(stack), bucket, lock_object_key(resource)) is not None
 
 
 def test_the_sweep_deletes_released_and_dead_records_and_never_a_held_one(stack: Settings, lock_bucket: str) -> None:
